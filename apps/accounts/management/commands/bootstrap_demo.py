@@ -1,0 +1,35 @@
+"""Create what a fresh local install needs to be tried: the demo staff accounts.
+
+Passwords come from DEMO_ADMIN_PASSWORD / DEMO_AGENT_PASSWORD, or are generated
+and printed once, when the account is created.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.management.base import BaseCommand
+
+from apps.accounts.roles import Role
+from apps.accounts.services import staff_user_ensure
+
+DEMO_ACCOUNTS = (("demo-admin", Role.ADMIN, "DEMO_ADMIN_PASSWORD"), ("demo-agent", Role.AGENT, "DEMO_AGENT_PASSWORD"))
+
+
+class Command(BaseCommand):
+    help = "Create the demo admin and agent accounts (idempotent)."
+
+    def handle(self, *args: object, **options: object) -> None:
+        for username, role, variable in DEMO_ACCOUNTS:
+            result = staff_user_ensure(username=username, role=role, password=os.environ.get(variable) or None)
+            if result.password and not os.environ.get(variable):
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"created {role.value} account {username!r} with password {result.password!r} "
+                        f"(shown once; set {variable} to choose it)"
+                    )
+                )
+            elif result.password:
+                self.stdout.write(f"created {role.value} account {username!r} (password from {variable})")
+            else:
+                self.stdout.write(f"{role.value} account {username!r} exists")

@@ -1,0 +1,20 @@
+"""Settings for the test suite. tests/services.py starts PostgreSQL and Redis
+(or uses DATABASE_URL / REDIS_URL when given) and exports their URLs before
+Django loads this module."""
+
+from __future__ import annotations
+
+from config.env import env_str
+from config.settings.base import *  # noqa: F403 -- settings modules extend the base by design
+from config.settings.base import database_from_url
+
+SECRET_KEY = "test-only-not-a-secret-5b1e7d3c9a"
+DEBUG = False
+DATABASE_URL = env_str("DATABASE_URL")
+DATABASES = {"default": database_from_url(DATABASE_URL)} if DATABASE_URL else {}
+REDIS_URL = env_str("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL
+LLM_BASE_URL = env_str("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOG_FORMAT = "plain"
+LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405

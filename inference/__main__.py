@@ -1,0 +1,50 @@
+"""``python -m inference {prepare,serve,command,profiles}``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from inference import profiles
+from inference.launcher import model_path_for, serve
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m inference")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("prepare", "assemble and convert the profile's model (idempotent)"),
+        ("serve", "prepare, then run the vLLM worker and restart it if it crashes"),
+        ("command", "print the exact vLLM command line of a profile"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--profile", default="cpu-dev", help=f"one of: {', '.join(profiles.available())}")
+        if name != "prepare":
+            sub.add_argument("--host", default="127.0.0.1")
+            sub.add_argument("--port", type=int, default=8011)
+        if name == "command":
+            sub.add_argument("--model", help="model path or id (default: the profile's own)")
+    commands.add_parser("profiles", help="list the profiles")
+    args = parser.parse_args()
+
+    if args.command == "profiles":
+        for name in profiles.available():
+            print(f"{name:<20} {profiles.load(name).description}")
+        return 0
+    try:
+        profile = profiles.load(args.profile)
+    except profiles.ProfileError as exc:
+        parser.error(str(exc))
+    if args.command == "prepare":
+        print(model_path_for(profile))
+        return 0
+    if args.command == "command":
+        model = args.model or (profile.source.get("model") or "<prepared model folder>")
+        print(shlex.join(profiles.vllm_command(profile, model=model, host=args.host, port=args.port)))
+        return 0
+    return serve(profile, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

