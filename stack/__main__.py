@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             [
                 PYTHON, "-m", "uvicorn", "config.asgi:application",
                 "--host", "127.0.0.1", "--port", str(port),
-                "--timeout-graceful-shutdown", "5", "--no-access-log",
+                "--timeout-graceful-shutdown", "5", "--no-access-log", "--lifespan", "off",
             ],
         )
         supervisor.wait_until("the web site", lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, child=web)

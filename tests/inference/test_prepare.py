@@ -78,7 +78,9 @@ def test_wrong_sha256_raises_and_leaves_no_file(packages_root: Path, tmp_path: P
     wrong = "0" * 64
 
     with pytest.raises(ModelPrepareError) as raised:
-        gguf_parts_assemble(packages=packages, part_glob="data/part*.bin", sha256=wrong, dest=out / "model.gguf")
+        gguf_parts_assemble(
+            packages=packages, part_glob="data/part*.bin", sha256=wrong, dest=out / "model.gguf"
+        )
 
     assert wrong in str(raised.value)
     assert CONTENT_SHA256 in str(raised.value)
