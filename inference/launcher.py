@@ -123,7 +123,10 @@ def serve(profile: Profile, *, host: str, port: int) -> int:
         while process.poll() is None and not stop.is_set():
             if not announced and _health_ok(port):
                 announced = True
-                print(f"model worker ready on http://{host}:{port}/v1 after {time.monotonic() - started:.0f}s", flush=True)
+                print(
+                    f"model worker ready on http://{host}:{port}/v1 after {time.monotonic() - started:.0f}s",
+                    flush=True,
+                )
             elif not announced and time.monotonic() - started > READY_TIMEOUT_SECONDS:
                 print(f"model worker not ready after {READY_TIMEOUT_SECONDS:.0f}s; restarting it", flush=True)
                 os.killpg(process.pid, signal.SIGTERM)

@@ -115,14 +115,23 @@ def vllm_command(
     """
     engine = profile.engine
     command = [
-        python, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", model,
-        "--served-model-name", profile.served_model_name,
-        "--host", host,
-        "--port", str(port),
-        "--dtype", engine.dtype,
-        "--max-model-len", str(max_model_len or engine.max_model_len),
-        "--tensor-parallel-size", str(engine.tensor_parallel_size),
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--served-model-name",
+        profile.served_model_name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--dtype",
+        engine.dtype,
+        "--max-model-len",
+        str(max_model_len or engine.max_model_len),
+        "--tensor-parallel-size",
+        str(engine.tensor_parallel_size),
     ]
     if engine.pipeline_parallel_size > 1:
         command += ["--pipeline-parallel-size", str(engine.pipeline_parallel_size)]
@@ -138,7 +147,9 @@ def vllm_command(
     if engine.max_num_seqs:
         command += ["--max-num-seqs", str(engine.max_num_seqs)]
     if engine.enable_prefix_caching is not None:
-        command.append("--enable-prefix-caching" if engine.enable_prefix_caching else "--no-enable-prefix-caching")
+        command.append(
+            "--enable-prefix-caching" if engine.enable_prefix_caching else "--no-enable-prefix-caching"
+        )
     if engine.enforce_eager:
         command.append("--enforce-eager")
     if engine.trust_remote_code:

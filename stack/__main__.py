@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         if not os.environ.get("REDIS_URL"):
             require_free_port(EMBEDDED_REDIS_PORT, "embedded Redis", "EMBEDDED_REDIS_PORT")
             redis_child = supervisor.start(
-                "redis", redis_server_command(port=EMBEDDED_REDIS_PORT, data_dir=VAR_DIR / "redis", persist=True)
+                "redis",
+                redis_server_command(port=EMBEDDED_REDIS_PORT, data_dir=VAR_DIR / "redis", persist=True),
             )
             wait_for_redis(EMBEDDED_REDIS_URL, timeout=15, process=redis_child.process)
             env["REDIS_URL"] = EMBEDDED_REDIS_URL
@@ -81,24 +82,64 @@ def run(args: argparse.Namespace) -> int:
         web = supervisor.start(
             "web",
             [
-                PYTHON, "-m", "uvicorn", "config.asgi:application",
-                "--host", "127.0.0.1", "--port", str(port),
-                "--timeout-graceful-shutdown", "5", "--no-access-log", "--lifespan", "off",
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--timeout-graceful-shutdown",
+                "5",
+                "--no-access-log",
+                "--lifespan",
+                "off",
             ],
         )
-        supervisor.wait_until("the web site", lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, child=web)
+        supervisor.wait_until(
+            "the web site", lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, child=web
+        )
         concurrency = os.environ.get("CELERY_CONCURRENCY", "2")
         supervisor.start(
             "worker",
-            [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-c", concurrency, "-n", "worker@%h"],
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "INFO",
+                "-c",
+                concurrency,
+                "-n",
+                "worker@%h",
+            ],
         )
         supervisor.start(
             "beat",
-            [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "INFO", "-s", str(VAR_DIR / "celerybeat-schedule")],
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "INFO",
+                "-s",
+                str(VAR_DIR / "celerybeat-schedule"),
+            ],
         )
-        supervisor.say(f"ready: http://127.0.0.1:{port}/  (health: /readyz, admin: /admin/). Ctrl-C stops everything.")
+        supervisor.say(
+            f"ready: http://127.0.0.1:{port}/  (health: /readyz, admin: /admin/). Ctrl-C stops everything."
+        )
         if not os.environ.get("LLM_BASE_URL"):
-            supervisor.say("the model worker prepares and loads its model in the background; /readyz turns green once it answers")
+            supervisor.say(
+                "the model worker prepares and loads its model in the background; /readyz turns green once it answers"
+            )
         return supervisor.watch()
     except (StartupError, EmbeddedPostgresError, TimeoutError, RuntimeError) as exc:
         supervisor.say(f"cannot start: {exc}")

@@ -103,8 +103,15 @@ class EmbeddedPostgres:
         # Trust on loopback only: the server listens on 127.0.0.1 and has no Unix socket.
         self._run(
             [
-                "initdb", "-D", str(self.data_dir), "-U", self.superuser, "--auth=trust",
-                "--encoding=UTF8", "--no-locale", "--no-instructions",
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.superuser,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-instructions",
             ]
         )
         return True
@@ -114,8 +121,19 @@ class EmbeddedPostgres:
             return
         options = f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories=''"
         result = self._run(
-            ["pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
-             "-l", str(self.data_dir / "server.log"), "-o", options],
+            [
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-o",
+                options,
+            ],
             check=False,
         )
         if result.returncode != 0:

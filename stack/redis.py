@@ -27,12 +27,18 @@ def redis_server_command(*, port: int, data_dir: Path, persist: bool) -> list[st
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [
         redis_server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--protected-mode", "yes",
-        "--dir", str(data_dir),
-        "--daemonize", "no",
-        "--logfile", "",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "yes",
+        "--dir",
+        str(data_dir),
+        "--daemonize",
+        "no",
+        "--logfile",
+        "",
     ]
     # Snapshots keep queued tasks across a restart of `make run`; tests need none.
     command += ["--save", "60 1", "--dbfilename", "dump.rdb"] if persist else ["--save", ""]

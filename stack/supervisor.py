@@ -102,7 +102,9 @@ class Supervisor:
         if child.process.returncode != 0:
             raise StartupError(f"{name} failed with exit code {child.process.returncode}")
 
-    def wait_until(self, what: str, ready: Callable[[], bool], *, timeout: float, child: Child | None = None) -> None:
+    def wait_until(
+        self, what: str, ready: Callable[[], bool], *, timeout: float, child: Child | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
             if child is not None and child.process is not None and child.process.poll() is not None:

@@ -12,6 +12,7 @@ from django.conf import settings
 from config.celery import app as celery_app
 from stack.ports import free_port
 from tests import services
+from tests.personas import Personas
 from tests.processes import ManagedProcess, celery_worker_command, start_process, wait_for
 
 
@@ -33,7 +34,11 @@ def worker_env(database_name: str) -> dict[str, str]:
     url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{database_name}"
     if db.get("PASSWORD"):
         url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{database_name}"
-    return {"DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL}
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+    }
 
 
 def celery_ping(timeout: float = 1.0) -> list:
@@ -78,13 +83,13 @@ def model_worker(log_dir: Path) -> Iterator[str]:
         env={},
         log_dir=log_dir,
     )
-    wait_for("model worker", lambda: _http_ok(f"http://127.0.0.1:{port}/health"), timeout=1200, process=worker)
+    wait_for(
+        "model worker", lambda: _http_ok(f"http://127.0.0.1:{port}/health"), timeout=1200, process=worker
+    )
     yield f"http://127.0.0.1:{port}/v1"
     worker.stop()
 
 
 @pytest.fixture
-def personas(db) -> "Personas":
-    from tests.personas import Personas
-
+def personas(db) -> Personas:
     return Personas()

@@ -52,11 +52,15 @@ def start_process(name: str, command: list[str], *, env: dict[str, str], log_dir
     return ManagedProcess(name=name, process=process, log_path=log_path)
 
 
-def wait_for(what: str, condition: Callable[[], bool], *, timeout: float, process: ManagedProcess | None = None) -> None:
+def wait_for(
+    what: str, condition: Callable[[], bool], *, timeout: float, process: ManagedProcess | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if process is not None and process.process.poll() is not None:
-            raise RuntimeError(f"{process.name} exited ({process.process.returncode}):\n{process.log()[-4000:]}")
+            raise RuntimeError(
+                f"{process.name} exited ({process.process.returncode}):\n{process.log()[-4000:]}"
+            )
         if time.monotonic() > deadline:
             tail = process.log()[-4000:] if process else ""
             raise TimeoutError(f"{what} not ready after {timeout:.0f}s\n{tail}")
@@ -65,8 +69,20 @@ def wait_for(what: str, condition: Callable[[], bool], *, timeout: float, proces
 
 def celery_worker_command(*, name: str, concurrency: int = 2) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "config", "worker",
-        "-I", "tests.celery_tasks",
-        "-l", "INFO", "-c", str(concurrency), "-n", f"{name}@%h",
-        "--without-gossip", "--without-mingle",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-I",
+        "tests.celery_tasks",
+        "-l",
+        "INFO",
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
     ]

@@ -57,7 +57,9 @@ SERVICES: TestServices | None = None
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
     global SERVICES
     root = Path(tempfile.mkdtemp(prefix="shopdesk-test-"))
     root.chmod(0o755)

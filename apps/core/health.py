@@ -106,7 +106,9 @@ async def _timed(name: str, check: Callable[[], Awaitable[str]]) -> CheckResult:
         ok, detail = False, f"timed out after {_timeout_for(name):.0f}s"
     except Exception as exc:  # noqa: BLE001 -- any failure of a dependency is a failed check
         ok, detail = False, f"{exc.__class__.__name__}: {exc}"[:300]
-    return CheckResult(name=name, ok=ok, latency_ms=round((time.perf_counter() - started) * 1000, 1), detail=detail)
+    return CheckResult(
+        name=name, ok=ok, latency_ms=round((time.perf_counter() - started) * 1000, 1), detail=detail
+    )
 
 
 async def run_checks() -> list[CheckResult]:

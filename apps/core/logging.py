@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("log_context", default=None)
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 @contextlib.contextmanager
 def log_context(**ids: Any) -> Iterator[None]:
-    token = _context.set({**_context.get(), **ids})
+    token = _context.set({**(_context.get() or {}), **ids})
     try:
         yield
     finally:
@@ -36,7 +36,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
-            **_context.get(),
+            **(_context.get() or {}),
         }
         # Fields passed with ``extra={...}``.
         for key, value in record.__dict__.items():

@@ -17,7 +17,9 @@ def test_healthz_answers_without_io(client: Client, django_assert_num_queries) -
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_names_the_model_worker_when_it_is_unreachable(client: Client, celery_worker, settings) -> None:
+def test_readyz_names_the_model_worker_when_it_is_unreachable(
+    client: Client, celery_worker, settings
+) -> None:
     settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"  # discard port: nothing listens
     response = client.get("/readyz")
     body = response.json()
@@ -37,7 +39,9 @@ def _readyz(client: Client) -> tuple[int, dict]:
 
 
 @pytest.mark.slow
-def test_readyz_follows_redis_down_and_back(client: Client, celery_worker, model_worker, redis_server, settings) -> None:
+def test_readyz_follows_redis_down_and_back(
+    client: Client, celery_worker, model_worker, redis_server, settings
+) -> None:
     settings.LLM_BASE_URL = model_worker
     status, body = _readyz(client)
     assert status == 200, body
@@ -48,7 +52,10 @@ def test_readyz_follows_redis_down_and_back(client: Client, celery_worker, model
         status, body = _readyz(client)
         assert status == 503
         assert body["checks"]["redis"]["ok"] is False
-        assert "redis" in body["checks"]["redis"]["detail"].lower() or "connect" in body["checks"]["redis"]["detail"].lower()
+        assert (
+            "redis" in body["checks"]["redis"]["detail"].lower()
+            or "connect" in body["checks"]["redis"]["detail"].lower()
+        )
         assert body["checks"]["database"]["ok"] is True
         assert body["checks"]["model"]["ok"] is True
     finally:

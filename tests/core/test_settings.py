@@ -12,7 +12,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
 def _manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "LLM_", "DATABASE_", "REDIS_"))}
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "LLM_", "DATABASE_", "REDIS_"))
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=BASE_DIR,
@@ -42,7 +46,9 @@ def test_secret_key_may_come_from_a_file(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret_key"
     secret_file.write_text(secrets.token_urlsafe(64))
     env = {key: value for key, value in PRODUCTION_ENV.items() if key != "DJANGO_SECRET_KEY"}
-    result = _manage(["check", "--deploy", "--fail-level", "WARNING"], {**env, "DJANGO_SECRET_KEY_FILE": str(secret_file)})
+    result = _manage(
+        ["check", "--deploy", "--fail-level", "WARNING"], {**env, "DJANGO_SECRET_KEY_FILE": str(secret_file)}
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

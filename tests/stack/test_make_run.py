@@ -73,7 +73,9 @@ def _interrupt(process: subprocess.Popen[bytes]) -> int:
 
 def test_make_run_starts_everything_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
     var_dir = tmp_path / "var"
-    ports = {name: free_port() for name in ("PORT", "EMBEDDED_PG_PORT", "EMBEDDED_REDIS_PORT", "MODEL_WORKER_PORT")}
+    ports = {
+        name: free_port() for name in ("PORT", "EMBEDDED_PG_PORT", "EMBEDDED_REDIS_PORT", "MODEL_WORKER_PORT")
+    }
     env = {
         key: value
         for key, value in os.environ.items()
@@ -102,7 +104,7 @@ def test_make_run_starts_everything_stops_cleanly_and_reuses_its_data(tmp_path: 
     finally:
         second_code = _interrupt(second)
     assert second_code == 0
-    second_log = log_path.read_text()[len(log):]
+    second_log = log_path.read_text()[len(log) :]
     assert "admin account 'demo-admin' exists" in second_log
     assert "created a new PostgreSQL cluster" not in second_log
     assert _our_processes(str(var_dir)) == []

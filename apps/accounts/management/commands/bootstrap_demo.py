@@ -13,7 +13,10 @@ from django.core.management.base import BaseCommand
 from apps.accounts.roles import Role
 from apps.accounts.services import staff_user_ensure
 
-DEMO_ACCOUNTS = (("demo-admin", Role.ADMIN, "DEMO_ADMIN_PASSWORD"), ("demo-agent", Role.AGENT, "DEMO_AGENT_PASSWORD"))
+DEMO_ACCOUNTS = (
+    ("demo-admin", Role.ADMIN, "DEMO_ADMIN_PASSWORD"),
+    ("demo-agent", Role.AGENT, "DEMO_AGENT_PASSWORD"),
+)
 
 
 class Command(BaseCommand):
@@ -21,7 +24,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         for username, role, variable in DEMO_ACCOUNTS:
-            result = staff_user_ensure(username=username, role=role, password=os.environ.get(variable) or None)
+            result = staff_user_ensure(
+                username=username, role=role, password=os.environ.get(variable) or None
+            )
             if result.password and not os.environ.get(variable):
                 self.stdout.write(
                     self.style.WARNING(
