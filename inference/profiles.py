@@ -34,6 +34,7 @@ class Engine:
     enforce_eager: bool = False
     enable_auto_tool_choice: bool = False
     tool_call_parser: str | None = None
+    reasoning_parser: str | None = None
     chat_template: str | None = None
     trust_remote_code: bool = False
     structured_outputs_backend: str | None = None
@@ -87,7 +88,7 @@ def load(name: str) -> Profile:
 
 def engine_env(profile: Profile) -> dict[str, str]:
     """The engine's environment: the profile's values, under the operator's own."""
-    env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", **profile.env}
+    env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", **profile.env}
     if env.get("VLLM_CPU_OMP_THREADS_BIND") == "all":
         env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{(os.cpu_count() or 1) - 1}"
     for key in list(env):
@@ -158,6 +159,8 @@ def vllm_command(
         command.append("--enable-auto-tool-choice")
     if engine.tool_call_parser:
         command += ["--tool-call-parser", engine.tool_call_parser]
+    if engine.reasoning_parser:
+        command += ["--reasoning-parser", engine.reasoning_parser]
     if engine.chat_template:
         command += ["--chat-template", engine.chat_template]
     if engine.structured_outputs_backend:

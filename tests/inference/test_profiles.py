@@ -1,0 +1,114 @@
+"""Each profile renders exactly the vLLM command line it promises."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference import profiles
+from inference.profiles import ProfileError, engine_env, load, vllm_command
+
+SERVER = ["python", "-m", "vllm.entrypoints.openai.api_server"]
+
+
+def _flags(command: list[str]) -> dict[str, str | bool]:
+    """--flag value pairs and bare --switches of a rendered command."""
+    assert command[:3] == SERVER
+    flags: dict[str, str | bool] = {}
+    items = command[3:]
+    index = 0
+    while index < len(items):
+        key = items[index]
+        assert key.startswith("--"), key
+        if index + 1 < len(items) and not items[index + 1].startswith("--"):
+            flags[key] = items[index + 1]
+            index += 2
+        else:
+            flags[key] = True
+            index += 1
+    return flags
+
+
+def test_every_profile_loads() -> None:
+    names = profiles.available()
+    assert {"cpu-dev", "deepseek-v3-fp8", "deepseek-v3-awq", "qwen3-30b-a3b-fp8"} <= set(names)
+    for name in names:
+        assert load(name).name == name
+
+
+def test_unknown_profile_names_the_available_ones() -> None:
+    with pytest.raises(ProfileError, match="available: .*cpu-dev"):
+        load("no-such-profile")
+
+
+def test_cpu_dev_command() -> None:
+    command = vllm_command(load("cpu-dev"), model="/models/qwen", port=8011)
+    assert command == [
+        *SERVER,
+        "--model", "/models/qwen",
+        "--served-model-name", "shopdesk-chat",
+        "--host", "127.0.0.1",
+        "--port", "8011",
+        "--dtype", "float32",
+        "--max-model-len", "8192",
+        "--tensor-parallel-size", "1",
+        "--enforce-eager",
+        "--enable-auto-tool-choice",
+        "--tool-call-parser", "hermes",
+        "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+    ]  # fmt: skip
+
+
+def test_deepseek_v3_fp8_command_follows_the_vllm_recipe() -> None:
+    profile = load("deepseek-v3-fp8")
+    flags = _flags(vllm_command(profile, model=profile.source["model"], host="0.0.0.0", port=8000))
+    assert flags["--model"] == "deepseek-ai/DeepSeek-V3-0324"
+    assert flags["--tensor-parallel-size"] == "8"
+    assert flags["--enable-expert-parallel"] is True
+    assert flags["--trust-remote-code"] is True
+    assert flags["--tool-call-parser"] == "deepseek_v3"
+    assert flags["--enable-auto-tool-choice"] is True
+    assert flags["--chat-template"].endswith("tool_chat_template_deepseekv3.jinja")
+    # The checkpoint is natively FP8 (block-wise): no online quantization flag.
+    assert "--quantization" not in flags
+    assert "--enforce-eager" not in flags
+    assert flags["--host"] == "0.0.0.0"
+
+
+def test_deepseek_v3_awq_command() -> None:
+    profile = load("deepseek-v3-awq")
+    flags = _flags(vllm_command(profile, model=profile.source["model"]))
+    assert flags["--tensor-parallel-size"] == "4"
+    assert flags["--quantization"] == "awq_marlin"
+    assert flags["--dtype"] == "float16"
+    assert flags["--enable-expert-parallel"] is True
+    assert flags["--tool-call-parser"] == "deepseek_v3"
+
+
+def test_qwen3_moe_fp8_command() -> None:
+    profile = load("qwen3-30b-a3b-fp8")
+    flags = _flags(vllm_command(profile, model=profile.source["model"]))
+    assert flags["--model"] == "Qwen/Qwen3-30B-A3B-FP8"
+    assert flags["--tensor-parallel-size"] == "1"
+    assert flags["--reasoning-parser"] == "qwen3"
+    assert flags["--tool-call-parser"] == "hermes"
+    assert flags["--enable-prefix-caching"] is True
+
+
+def test_operator_overrides_reach_the_command(monkeypatch) -> None:
+    profile = load("qwen3-30b-a3b-fp8")
+    flags = _flags(
+        vllm_command(profile, model="m", api_key="k3y", max_model_len=4096, gpu_memory_utilization=0.5)
+    )
+    assert flags["--api-key"] == "k3y"
+    assert flags["--max-model-len"] == "4096"
+    assert flags["--gpu-memory-utilization"] == "0.5"
+
+
+def test_engine_env_binds_all_cores_and_lets_the_operator_override(monkeypatch) -> None:
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    env = engine_env(load("cpu-dev"))
+    assert env["VLLM_CPU_OMP_THREADS_BIND"].startswith("0-")
+    assert env["HF_HUB_OFFLINE"] == "1"
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "4")
+    assert engine_env(load("cpu-dev"))["VLLM_CPU_KVCACHE_SPACE"] == "4"
