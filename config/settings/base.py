@@ -26,10 +26,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     "apps.core",
     "apps.accounts",
+    "apps.knowledge",
 ]
 
 MIDDLEWARE = [
@@ -153,4 +155,18 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         "httpx": {"level": "WARNING"},
     },
+}
+
+# --- Knowledge base -------------------------------------------------------------
+KNOWLEDGE_DEFAULT_EMBEDDER = env_str("KNOWLEDGE_DEFAULT_EMBEDDER", "multilingual-e5-small")
+# A running ingestion job whose heartbeat is older than this is taken to be dead.
+KNOWLEDGE_JOB_STALE_SECONDS = env_int("KNOWLEDGE_JOB_STALE_SECONDS", 300)
+KNOWLEDGE_SEARCH_CANDIDATES = env_int("KNOWLEDGE_SEARCH_CANDIDATES", 40)
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 80)
+KNOWLEDGE_VECTOR_WEIGHT = env_float("KNOWLEDGE_VECTOR_WEIGHT", 1.0)
+KNOWLEDGE_LEXICAL_WEIGHT = env_float("KNOWLEDGE_LEXICAL_WEIGHT", 0.5)
+KNOWLEDGE_RRF_K = env_int("KNOWLEDGE_RRF_K", 60)
+CELERY_BEAT_SCHEDULE["knowledge-requeue-stale-jobs"] = {
+    "task": "knowledge.requeue_stale_jobs",
+    "schedule": 60.0,
 }

@@ -1,0 +1,312 @@
+"""Writes to the knowledge base: create, upload, ingest, delete, sweep."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePath
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from apps.core.logging import log_context
+from apps.knowledge.chunking import chunks_build
+from apps.knowledge.embedders import embedder_for
+from apps.knowledge.models import Chunk, Document, IngestionJob, KnowledgeBase
+from apps.knowledge.parsing import DocumentRejected, detect_format, document_parse
+from apps.knowledge.segmentation import segment_for_index
+
+logger = logging.getLogger(__name__)
+
+EMBED_BATCH_SIZE = 32
+
+
+def kb_vector_index_name(knowledge_base: KnowledgeBase) -> str:
+    return f"knowledge_chunk_hnsw_kb{knowledge_base.pk}"
+
+
+def kb_vector_index_ensure(*, knowledge_base: KnowledgeBase) -> None:
+    """One partial HNSW index per knowledge base, over its live chunks, at its
+    embedder's dimension. Queries repeat the same expression and predicate
+    (``selectors.kb_search``), so the planner uses it and the filter costs nothing."""
+    kb_id = int(knowledge_base.pk)
+    dimension = int(knowledge_base.embedder_dimension)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {kb_vector_index_name(knowledge_base)} ON knowledge_chunk "
+            f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
+            f"WHERE knowledge_base_id = {kb_id} AND is_live"
+        )
+
+
+def knowledge_base_create(
+    *, name: str, slug: str, language_hints: list[str] | None = None, embedder_name: str | None = None
+) -> KnowledgeBase:
+    embedder = embedder_for(embedder_name or settings.KNOWLEDGE_DEFAULT_EMBEDDER)
+    with transaction.atomic():
+        knowledge_base = KnowledgeBase.objects.create(
+            name=name,
+            slug=slug,
+            language_hints=language_hints or ["zh", "en"],
+            embedder_name=embedder.name,
+            embedder_dimension=embedder.dimension,
+        )
+        kb_vector_index_ensure(knowledge_base=knowledge_base)
+    return knowledge_base
+
+
+class UploadRejected(ValueError):
+    """An upload refused before anything is stored (answered with a 4xx)."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED = "unsupported"
+
+    def __init__(self, reason: str, *, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    document: Document
+    queued: bool  # False: identical content was already there, nothing to do
+
+
+def document_upload(
+    *,
+    knowledge_base: KnowledgeBase,
+    filename: str,
+    data: bytes,
+    uploaded_by: AbstractBaseUser | None = None,
+) -> UploadResult:
+    """Store an uploaded file and queue its ingestion.
+
+    The same name with changed content becomes a new version that replaces the
+    old one when ready; identical content (under any name) is a no-op.
+    """
+    filename = PurePath(filename.replace("\\", "/")).name.strip()[:255] or "document"
+    limit = knowledge_base.max_upload_mb * 1024 * 1024
+    if not data:
+        raise UploadRejected("the file is empty", kind=UploadRejected.EMPTY)
+    if len(data) > limit:
+        raise UploadRejected(
+            f"the file is larger than the {knowledge_base.max_upload_mb} MB limit",
+            kind=UploadRejected.TOO_LARGE,
+        )
+    try:
+        file_format = detect_format(data, filename)
+    except DocumentRejected as exc:
+        raise UploadRejected(exc.reason, kind=UploadRejected.UNSUPPORTED) from exc
+    content_hash = hashlib.sha256(data).hexdigest()
+
+    with transaction.atomic():
+        KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+        same_content = Document.objects.filter(knowledge_base=knowledge_base, content_hash=content_hash)
+        existing = Document.objects.filter(knowledge_base=knowledge_base, filename=filename).first()
+        duplicate = same_content.exclude(status=Document.Status.FAILED).first()
+        if duplicate is not None:
+            return UploadResult(document=duplicate, queued=False)
+        if existing is None:
+            document = Document(
+                knowledge_base=knowledge_base,
+                filename=filename,
+                title=PurePath(filename).stem[:300],
+                version=1,
+            )
+        else:
+            document = existing
+            document.version = existing.version + 1
+        document.content_hash = content_hash
+        document.size_bytes = len(data)
+        document.format = file_format
+        document.status = Document.Status.QUEUED
+        document.failure_reason = ""
+        document.progress = 0.0
+        document.uploaded_by = uploaded_by if uploaded_by and uploaded_by.is_authenticated else None
+        document.file.save(f"{content_hash[:16]}-{filename}", ContentFile(data), save=False)
+        document.save()
+        job = IngestionJob.objects.create(document=document, version=document.version)
+        transaction.on_commit(lambda: _enqueue(job.pk))
+    logger.info("document queued", extra={"document_id": document.pk, "version": document.version})
+    return UploadResult(document=document, queued=True)
+
+
+def _enqueue(job_id: int) -> None:
+    from apps.knowledge.tasks import ingest_document
+
+    ingest_document.delay(job_id)
+
+
+def ingestion_job_claim(*, job_id: int) -> bool:
+    """Take the job for this worker. A conditional UPDATE with a row count: two
+    deliveries of the same message never ingest at once."""
+    stale_before = timezone.now() - timedelta(seconds=settings.KNOWLEDGE_JOB_STALE_SECONDS)
+    claimed = IngestionJob.objects.filter(
+        Q(status=IngestionJob.Status.QUEUED)
+        | Q(status=IngestionJob.Status.RUNNING, heartbeat_at__lt=stale_before),
+        pk=job_id,
+    ).update(
+        status=IngestionJob.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        claimed_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+    return claimed == 1
+
+
+def _job_progress(job: IngestionJob, document: Document, *, status: str, progress: float) -> None:
+    now = timezone.now()
+    IngestionJob.objects.filter(pk=job.pk).update(heartbeat_at=now)
+    Document.objects.filter(pk=document.pk, version=job.version).update(
+        status=status, progress=round(progress, 4)
+    )
+
+
+def _job_fail(job: IngestionJob, reason: str) -> None:
+    with transaction.atomic():
+        IngestionJob.objects.filter(pk=job.pk).update(
+            status=IngestionJob.Status.FAILED, error=reason, finished_at=timezone.now()
+        )
+        # Only the newest version's failure shows on the document; the live version stays searchable.
+        Document.objects.filter(pk=job.document_id, version=job.version).update(
+            status=Document.Status.FAILED, failure_reason=reason, progress=0.0
+        )
+        Chunk.objects.filter(document_id=job.document_id, version=job.version, is_live=False).delete()
+
+
+def document_ingest(*, job_id: int) -> None:
+    """Parse, chunk and embed one document version, then switch it live atomically.
+
+    Safe to run again after a crash: embedded chunks of this version are kept
+    (chunking is deterministic, so ordinals match) and embedding resumes after them.
+    """
+    if not ingestion_job_claim(job_id=job_id):
+        logger.info(
+            "ingestion job not claimable (done, running elsewhere, or gone)", extra={"job_id": job_id}
+        )
+        return
+    job = IngestionJob.objects.select_related("document__knowledge_base").get(pk=job_id)
+    document = job.document
+    knowledge_base = document.knowledge_base
+    with log_context(job_id=job.pk, document_id=document.pk, version=job.version):
+        if document.version != job.version:
+            IngestionJob.objects.filter(pk=job.pk).update(status=IngestionJob.Status.SUPERSEDED)
+            return
+        _job_progress(job, document, status=Document.Status.PARSING, progress=0.02)
+        try:
+            with document.file.open("rb") as fh:
+                data = fh.read()
+            parsed = document_parse(
+                data=data, filename=document.filename, max_bytes=knowledge_base.max_upload_mb * 1024 * 1024
+            )
+            drafts = chunks_build(
+                blocks=parsed.blocks,
+                max_tokens=knowledge_base.chunk_max_tokens,
+                overlap_tokens=knowledge_base.chunk_overlap_tokens,
+            )
+            if not drafts:
+                raise DocumentRejected("no text was found in the document")
+        except DocumentRejected as exc:
+            logger.warning("document rejected", extra={"reason": exc.reason})
+            _job_fail(job, exc.reason)
+            return
+        if parsed.title and parsed.title != document.title:
+            Document.objects.filter(pk=document.pk).update(title=parsed.title[:300], format=parsed.format)
+
+        embedder = embedder_for(knowledge_base.embedder_name)
+        done = Chunk.objects.filter(document=document, version=job.version).aggregate(last=Max("ordinal"))[
+            "last"
+        ]
+        start = 0 if done is None else done + 1
+        total = len(drafts)
+        _job_progress(job, document, status=Document.Status.EMBEDDING, progress=0.05 + 0.9 * start / total)
+        for batch_start in range(start, total, EMBED_BATCH_SIZE):
+            batch = drafts[batch_start : batch_start + EMBED_BATCH_SIZE]
+            # The heading path travels with the text: "Returns > Damaged items: ..." embeds the context.
+            vectors = embedder.embed_passages(
+                [" > ".join((*draft.heading_path, draft.text)) for draft in batch]
+            )
+            Chunk.objects.bulk_create(
+                [
+                    Chunk(
+                        knowledge_base=knowledge_base,
+                        document=document,
+                        version=job.version,
+                        ordinal=draft.ordinal,
+                        heading_path=list(draft.heading_path),
+                        text=draft.text,
+                        token_count=draft.token_count,
+                        language=draft.language,
+                        embedding=vector,
+                        search_text=segment_for_index(" ".join((*draft.heading_path, draft.text))),
+                    )
+                    for draft, vector in zip(batch, vectors, strict=True)
+                ]
+            )
+            done_count = batch_start + len(batch)
+            _job_progress(
+                job, document, status=Document.Status.EMBEDDING, progress=0.05 + 0.9 * done_count / total
+            )
+        _switch_live(job, document, chunk_count=total)
+
+
+def _switch_live(job: IngestionJob, document: Document, *, chunk_count: int) -> None:
+    with transaction.atomic():
+        locked = Document.objects.select_for_update().get(pk=document.pk)
+        if locked.version != job.version:
+            # A newer upload arrived meanwhile; its own job will switch it live.
+            Chunk.objects.filter(document=locked, version=job.version).delete()
+            IngestionJob.objects.filter(pk=job.pk).update(
+                status=IngestionJob.Status.SUPERSEDED, finished_at=timezone.now()
+            )
+            return
+        Chunk.objects.filter(document=locked).exclude(version=job.version).delete()
+        Chunk.objects.filter(document=locked, version=job.version).update(is_live=True)
+        now = timezone.now()
+        Document.objects.filter(pk=locked.pk).update(
+            status=Document.Status.READY,
+            live_version=job.version,
+            chunk_count=chunk_count,
+            progress=1.0,
+            failure_reason="",
+            ready_at=now,
+        )
+        IngestionJob.objects.filter(pk=job.pk).update(
+            status=IngestionJob.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, error=""
+        )
+    logger.info("document ready", extra={"chunks": chunk_count})
+
+
+def document_delete(*, document: Document) -> None:
+    """Delete a document and its chunks in one transaction; the file goes after commit."""
+    storage, name = document.file.storage, document.file.name
+    with transaction.atomic():
+        document.delete()
+        if name:
+            transaction.on_commit(lambda: storage.delete(name))
+
+
+def ingestion_jobs_requeue_stale(*, older_than_seconds: int | None = None) -> list[int]:
+    """Re-queue jobs stuck in a non-final state: queued but never picked up (a
+    lost broker message) or running with a stopped heartbeat (a killed worker)."""
+    seconds = older_than_seconds if older_than_seconds is not None else settings.KNOWLEDGE_JOB_STALE_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    stale = list(
+        IngestionJob.objects.filter(
+            Q(status=IngestionJob.Status.QUEUED, created_at__lt=cutoff)
+            | Q(status=IngestionJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+        ).values_list("pk", flat=True)
+    )
+    for job_id in stale:
+        _enqueue(job_id)
+    if stale:
+        logger.warning("re-queued stale ingestion jobs", extra={"job_ids": stale})
+    return stale
