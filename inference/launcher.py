@@ -18,8 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from inference.moe import tiny_moe_prepare
 from inference.prepare import gguf_model_prepare
-from inference.profiles import Profile, engine_env, vllm_command
+from inference.profiles import Profile, engine_env, load, vllm_command
 
 logger = logging.getLogger("inference.launcher")
 
@@ -64,6 +65,17 @@ def model_path_for(profile: Profile) -> str:
             dtype=source["dtype"],
             eos_token_ids=list(source["eos_token_ids"]),
             cache_root=CACHE_ROOT,
+            progress=ModelPrepareProgress(),
+        )
+        return str(path)
+    if source["kind"] == "tiny-moe":
+        # Tokenizer and vocabulary come from another profile's prepared folder (cpu-dev's chat model).
+        path = tiny_moe_prepare(
+            seed=int(source["seed"]),
+            quantize=source.get("quantize"),
+            tokenizer_dir=Path(model_path_for(load(source["tokenizer_profile"]))),
+            cache_root=CACHE_ROOT,
+            config_overrides=source.get("config"),
             progress=ModelPrepareProgress(),
         )
         return str(path)

@@ -4,7 +4,7 @@ Why this exists: the MoE, quantization and tensor-parallel paths of the model wo
 exercise them in tests and CI, and no MoE or quantized model reaches our machines (there is no Hugging
 Face Hub access). A model of a few layers with random weights starts in seconds and still runs every code
 path a real one does: expert routing, fused experts, int8 GEMMs, sharding across ranks. Its output is
-gibberish, but greedy output is deterministic, which is what equality tests between two deployments need.
+gibberish, but deterministic from run to run, which is what comparisons between deployments need.
 
 The weights are drawn from a seeded generator, so the same seed always gives the same bytes. Vocabulary
 and tokenizer come from the chat model's prepared folder, so every token id the tokenizer produces is valid
@@ -18,6 +18,13 @@ kernel for x86 CPUs without AMX: ``CPUExpertsInt8`` and ``CPUExpertsInt4`` requi
 CPU backend, and the server would stop with "No Int8 MoE backend supports the deployment configuration".
 Embeddings, ``lm_head``, router gates and norms stay unquantized as in llm-compressor's usual recipes.
 The unquantized twin (``quantize=None``) holds exactly the weights the int8 one was quantized from.
+
+``o_proj`` stays unquantized too. It is row-parallel: at TP=2 each rank would quantize its half of the
+activations with its own dynamic per-token scale, which TP=1 computes over the whole row, so the numerics
+differ slightly and, with a random model's nearly tied logits, greedy tokens part ways (measured: 2 of 4
+prompts). With ``o_proj`` in bf16, the int8 q/k/v projections (column-parallel: each rank quantizes the
+same full activation row) still run the int8 kernel under tensor parallelism, and greedy output at TP=2
+equals TP=1 exactly, which the tests check.
 
 The result is cached like :mod:`inference.prepare`'s conversions: one folder per content key, built in a
 temporary folder, renamed into place, with the marker written last, under a file lock.
@@ -36,9 +43,9 @@ from inference.prepare import (
     MARKER_NAME,
     ModelPrepareError,
     Progress,
-    _exclusive,
-    _file_sha256,
-    _replace_dir,
+    exclusive_lock,
+    file_sha256,
+    replace_dir,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +79,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 """Architecture of the tiny model; ``config_overrides`` may replace any of these keys and only these."""
 
-_RECIPE_VERSION = 1
+_RECIPE_VERSION = 2
 """Part of the content key: bump it whenever the bytes written for the same inputs change."""
 
 _INIT_STD = 0.02
@@ -99,9 +106,9 @@ _EXPERT_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 def _tokenizer_identity(tokenizer_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """The tokenizer folder's model config (vocabulary size, special ids) and the sha256 of each file copied.
 
-    The vocabulary size comes from the chat model's config, not the tokenizer: Qwen2.5 pads its
-    embedding table to 151936 rows while the tokenizer knows 151665 tokens, and keeping the padded size
-    keeps every id the tokenizer or the chat model's generation config may produce in range.
+    The vocabulary size is the chat model's embedding-table size (config.json ``vocab_size``, 151936 for
+    Qwen2.5), the number the tokenizer was built against: with the same table size every id the tokenizer
+    or the copied generation config can produce is a valid row of the new model.
     """
     config_path = tokenizer_dir / "config.json"
     if not (tokenizer_dir / "tokenizer.json").is_file() or not config_path.is_file():
@@ -112,7 +119,7 @@ def _tokenizer_identity(tokenizer_dir: Path) -> tuple[dict[str, Any], dict[str, 
     if not isinstance(source_config.get("vocab_size"), int):
         raise ModelPrepareError(f"{config_path} has no integer vocab_size")
     hashes = {
-        name: _file_sha256(tokenizer_dir / name)
+        name: file_sha256(tokenizer_dir / name)
         for name in _TOKENIZER_FILES
         if (tokenizer_dir / name).is_file()
     }
@@ -133,15 +140,19 @@ def _model_config(source_config: dict[str, Any], overrides: dict[str, Any] | Non
     params["vocab_size"] = source_config["vocab_size"]
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         params[key] = source_config.get(key)
-    tp_friendly = params["num_attention_heads"] % params["num_key_value_heads"] == 0
-    if not tp_friendly or params["hidden_size"] % params["num_attention_heads"] != 0:
+    # head_dim is derived (hidden_size / num_attention_heads), and grouped-query attention needs whole groups.
+    heads, kv_heads = params["num_attention_heads"], params["num_key_value_heads"]
+    if params["hidden_size"] % heads != 0 or heads % kv_heads != 0:
         raise ModelPrepareError(
-            "hidden_size must divide into num_attention_heads, and those into num_key_value_heads groups"
+            f"hidden_size {params['hidden_size']} must be a multiple of num_attention_heads {heads}, "
+            f"and that a multiple of num_key_value_heads {kv_heads}"
         )
     return params
 
 
-def _content_key(*, seed: int, quantize: str | None, params: dict[str, Any], tokenizer: dict[str, str]) -> str:
+def _content_key(
+    *, seed: int, quantize: str | None, params: dict[str, Any], tokenizer: dict[str, str]
+) -> str:
     """A sha256 over everything the folder's bytes depend on: the cache is keyed by content, not by name."""
     recipe = {
         "recipe_version": _RECIPE_VERSION,
@@ -247,6 +258,8 @@ def _ignored_modules(params: dict[str, Any]) -> list[str]:
     never matches them.
     """
     ignored = ["lm_head"]
+    # Row-parallel: per-rank dynamic activation scales would make TP=2 differ from TP=1 (module docstring).
+    ignored += [f"model.layers.{index}.self_attn.o_proj" for index in range(params["num_hidden_layers"])]
     for index in _moe_layers(params):
         ignored.append(f"model.layers.{index}.mlp.gate")
         ignored.extend(
@@ -293,9 +306,7 @@ def _quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return quantized.to(torch.int8), scale
 
 
-def _quantized_weights(
-    weights: dict[str, torch.Tensor], ignored: list[str]
-) -> dict[str, torch.Tensor]:
+def _quantized_weights(weights: dict[str, torch.Tensor], ignored: list[str]) -> dict[str, torch.Tensor]:
     """Replace each 2-D projection weight not in ``ignored`` by its int8 values and ``weight_scale``."""
     skip = {f"{module}.weight" for module in ignored} | {"model.embed_tokens.weight"}
     result: dict[str, torch.Tensor] = {}
@@ -338,7 +349,7 @@ def tiny_moe_prepare(
     out_dir = cache_root / f"tiny-moe-{key[:16]}-{quantize or 'bf16'}"
     if _marker_matches(out_dir, key):
         return out_dir
-    with _exclusive(cache_root / f".{out_dir.name}.lock"):
+    with exclusive_lock(cache_root / f".{out_dir.name}.lock"):
         # Another process may have finished the same work while this one waited for the lock.
         if _marker_matches(out_dir, key):
             return out_dir
@@ -414,7 +425,7 @@ def _build(
             "transformers_version": transformers.__version__,
         }
         (work_dir / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        _replace_dir(work_dir, out_dir)
+        replace_dir(work_dir, out_dir)
         step(4)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)

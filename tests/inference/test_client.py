@@ -62,7 +62,10 @@ def test_eight_concurrent_streams_all_complete(model_worker: str) -> None:
         try:
             prompts = [f"Write one short sentence about parcel number {n}." for n in range(8)]
             return await asyncio.gather(
-                *(_collect(model, [{"role": "user", "content": p}], max_tokens=24, temperature=0) for p in prompts)
+                *(
+                    _collect(model, [{"role": "user", "content": p}], max_tokens=24, temperature=0)
+                    for p in prompts
+                )
             )
         finally:
             await model.close()
@@ -130,7 +133,10 @@ def test_decide_rejects_output_that_does_not_match(model_worker: str) -> None:
 @pytest.mark.parametrize(
     ("question", "check"),
     [
-        ("What is the capital of France? Answer in one sentence.", lambda text: re.search(r"[A-Za-z]{3,}", text)),
+        (
+            "What is the capital of France? Answer in one sentence.",
+            lambda text: re.search(r"[A-Za-z]{3,}", text),
+        ),
         ("请用中文回答：中国的首都是哪里？", lambda text: CJK.search(text)),
     ],
 )
@@ -138,7 +144,9 @@ def test_answers_in_the_language_asked(model_worker: str, question: str, check) 
     async def run() -> str:
         model = _model(model_worker)
         try:
-            return (await model.complete([{"role": "user", "content": question}], max_tokens=40, temperature=0)).text
+            return (
+                await model.complete([{"role": "user", "content": question}], max_tokens=40, temperature=0)
+            ).text
         finally:
             await model.close()
 
@@ -162,7 +170,9 @@ def test_bad_requests_get_a_clear_error_not_a_hang(model_worker: str, overrides,
 
     async def run() -> None:
         model = OpenAICompatibleModel(
-            ClientConfig(base_url=model_worker, model=overrides.get("model", "shopdesk-chat"), total_timeout=60)
+            ClientConfig(
+                base_url=model_worker, model=overrides.get("model", "shopdesk-chat"), total_timeout=60
+            )
         )
         try:
             await model.complete(messages, **sampling)

@@ -51,7 +51,9 @@ def test_killed_worker_fails_fast_reports_down_and_comes_back(tmp_path: Path) ->
 
         async def stream_until_killed() -> tuple[int, float]:
             model = OpenAICompatibleModel(
-                ClientConfig(base_url=base_url, model="shopdesk-chat", first_token_timeout=60, total_timeout=120)
+                ClientConfig(
+                    base_url=base_url, model="shopdesk-chat", first_token_timeout=60, total_timeout=120
+                )
             )
             received = 0
             try:

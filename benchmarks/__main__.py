@@ -1,0 +1,28 @@
+"""``make bench``: run the benchmarks, then write benchmarks/REPORT.md.
+
+``python -m benchmarks [SUITE ...]`` runs some suites only; ``--report`` only rewrites the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from benchmarks.report import write_report
+
+SUITES = ["inference"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("suites", nargs="*", default=SUITES, choices=SUITES)
+    parser.add_argument("--report", action="store_true", help="only rewrite REPORT.md from saved results")
+    args = parser.parse_args()
+    if not args.report:
+        for suite in args.suites:
+            importlib.import_module(f"benchmarks.{suite}").main([])
+    print(f"wrote {write_report()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Turns ``benchmarks/results/*.json`` into ``benchmarks/REPORT.md``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import read_results
+
+REPORT = Path(__file__).resolve().parent / "REPORT.md"
+
+# Capacity of the GPU profiles from the physical limit: at batch 1 each decoded
+# token reads every active weight once, so time per token >= active bytes / bandwidth.
+GPU_CAPACITY = [
+    # profile, active weight bytes per token, GPUs, HBM bandwidth per GPU (B/s), published TPOT (s) and source
+    (
+        "deepseek-v3-fp8",
+        37e9,
+        8,
+        4.8e12,
+        0.0159,
+        "vLLM DeepSeek recipe, 8×H200, 1 request: TTFT 560 ms, 15.9 ms/token",
+    ),
+    ("qwen3-30b-a3b-fp8", 3.3e9, 1, 4.8e12, None, "see the GPU section (measured on the lent H200)"),
+]
+
+
+def _inference_section(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Model worker (CPU profiles)",
+        "",
+        f"Measured {result['machine']['date']} on {result['machine']['cpu_count']} cores / "
+        f"{result['machine']['memory_gib']} GiB. Baseline: the same worker's single stream in the same run.",
+        "",
+        "| profile | start→health | single-stream decode tok/s (p50) | aggregate tok/s at N streams | "
+        "batching gain | TTFT p50 / p95 (1 stream) | TTFT p50 / p95 (N streams) | peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in result["profiles"]:
+        single, concurrent = p["single_stream"], p["concurrent"]
+        lines.append(
+            f"| {p['profile']} | {p['start_to_health_s']:.0f} s | {single['decode_tok_s']['p50']:.2f} | "
+            f"{concurrent['aggregate_tok_s']:.2f} (N={concurrent['streams']}) | {p['batching_gain']:.2f}× | "
+            f"{single['ttft_s']['p50'] * 1000:.0f} / {single['ttft_s']['p95'] * 1000:.0f} ms | "
+            f"{concurrent['ttft_s']['p50'] * 1000:.0f} / {concurrent['ttft_s']['p95'] * 1000:.0f} ms | "
+            f"{p['peak_rss_gib']:.1f} GiB |"
+        )
+    return lines + [""]
+
+
+def _capacity_section() -> list[str]:
+    lines = [
+        "## GPU capacity from the physical limit",
+        "",
+        "At batch 1 a decoder step reads every active weight once, so the time per output token is at least "
+        "(active weight bytes ÷ GPUs) ÷ HBM bandwidth per GPU (weights split evenly by tensor/expert parallelism; "
+        "KV-cache reads, communication and kernel efficiency come on top).",
+        "",
+        "| profile | active bytes/token | GPUs | floor per token | published TPOT | share of floor |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, active, gpus, bandwidth, published, source in GPU_CAPACITY:
+        floor = active / gpus / bandwidth
+        share = f"{floor / published:.0%}" if published else "—"
+        published_text = f"{published * 1000:.1f} ms ({source})" if published else source
+        lines.append(
+            f"| {name} | {active / 1e9:.1f} GB | {gpus} | {floor * 1000:.2f} ms | {published_text} | {share} |"
+        )
+    return lines + [""]
+
+
+SECTIONS = {"inference": _inference_section}
+
+
+def write_report() -> Path:
+    lines = ["# Benchmark report", "", "Written by `make bench` from `benchmarks/results/*.json`.", ""]
+    for name, result in read_results().items():
+        section = SECTIONS.get(name)
+        if section:
+            lines += section(result)
+    lines += _capacity_section()
+    REPORT.write_text("\n".join(lines))
+    return REPORT
