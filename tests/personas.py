@@ -18,6 +18,9 @@ class Personas:
             client.force_login(staff_user_ensure(username="alice-admin", role=Role.ADMIN).user)
         elif name == "agent":
             client.force_login(staff_user_ensure(username="bob-agent", role=Role.AGENT).user)
+        elif name == "customer":
+            # Customers are widget visitors without accounts: to the admin API, anonymous.
+            pass
         elif name != "anonymous":
             raise ValueError(f"unknown persona {name!r}")
         return client

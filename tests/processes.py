@@ -19,6 +19,15 @@ class ManagedProcess:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    command: list[str] | None = None
+    env: dict[str, str] | None = None
+
+    def restart(self) -> None:
+        """Start the same command again (after ``stop``), appending to the same log."""
+        assert self.command is not None and self.env is not None
+        self.process = start_process(
+            self.name, self.command, env=self.env, log_dir=self.log_path.parent
+        ).process
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -49,7 +58,7 @@ def start_process(name: str, command: list[str], *, env: dict[str, str], log_dir
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    return ManagedProcess(name=name, process=process, log_path=log_path)
+    return ManagedProcess(name=name, process=process, log_path=log_path, command=command, env=env)
 
 
 def wait_for(

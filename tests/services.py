@@ -64,6 +64,7 @@ def pytest_load_initial_conftests(
     root = Path(tempfile.mkdtemp(prefix="shopdesk-test-"))
     root.chmod(0o755)
     SERVICES = TestServices(root=root)
+    os.environ.setdefault("MEDIA_ROOT", str(root / "media"))
     if not os.environ.get("DATABASE_URL"):
         postgres = EmbeddedPostgres(
             data_dir=root / "postgres", port=free_port(), superuser="shopdesk", database="shopdesk"

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.core.logging import log_context
 from apps.knowledge.chunking import chunks_build
-from apps.knowledge.embedders import embedder_for
+from apps.knowledge.embedders import embedder_dimension, embedder_for
 from apps.knowledge.models import Chunk, Document, IngestionJob, KnowledgeBase
 from apps.knowledge.parsing import DocumentRejected, detect_format, document_parse
 from apps.knowledge.segmentation import segment_for_index
@@ -45,17 +45,40 @@ def kb_vector_index_ensure(*, knowledge_base: KnowledgeBase) -> None:
         )
 
 
+def kb_centroids_refresh(*, knowledge_base: KnowledgeBase) -> None:
+    """Recompute the per-language mean embeddings of the live chunks (see ``LanguageCentroid``).
+    Called in the transaction that changes the live chunks, so search always sees a matching pair."""
+    kb_id = int(knowledge_base.pk)
+    dimension = int(knowledge_base.embedder_dimension)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH live AS (
+                SELECT language, avg(embedding::vector({dimension})) AS centroid, count(*) AS chunk_count
+                FROM knowledge_chunk WHERE knowledge_base_id = {kb_id} AND is_live GROUP BY language
+            ), upserted AS (
+                INSERT INTO knowledge_languagecentroid (knowledge_base_id, language, centroid, chunk_count)
+                SELECT {kb_id}, language, centroid, chunk_count FROM live
+                ON CONFLICT (knowledge_base_id, language)
+                DO UPDATE SET centroid = EXCLUDED.centroid, chunk_count = EXCLUDED.chunk_count
+            )
+            DELETE FROM knowledge_languagecentroid
+            WHERE knowledge_base_id = {kb_id} AND language NOT IN (SELECT language FROM live)
+            """
+        )
+
+
 def knowledge_base_create(
     *, name: str, slug: str, language_hints: list[str] | None = None, embedder_name: str | None = None
 ) -> KnowledgeBase:
-    embedder = embedder_for(embedder_name or settings.KNOWLEDGE_DEFAULT_EMBEDDER)
+    embedder_name = embedder_name or settings.KNOWLEDGE_DEFAULT_EMBEDDER
     with transaction.atomic():
         knowledge_base = KnowledgeBase.objects.create(
             name=name,
             slug=slug,
             language_hints=language_hints or ["zh", "en"],
-            embedder_name=embedder.name,
-            embedder_dimension=embedder.dimension,
+            embedder_name=embedder_name,
+            embedder_dimension=embedder_dimension(embedder_name),
         )
         kb_vector_index_ensure(knowledge_base=knowledge_base)
     return knowledge_base
@@ -270,6 +293,7 @@ def _switch_live(job: IngestionJob, document: Document, *, chunk_count: int) -> 
             return
         Chunk.objects.filter(document=locked).exclude(version=job.version).delete()
         Chunk.objects.filter(document=locked, version=job.version).update(is_live=True)
+        kb_centroids_refresh(knowledge_base=locked.knowledge_base)
         now = timezone.now()
         Document.objects.filter(pk=locked.pk).update(
             status=Document.Status.READY,
@@ -288,8 +312,10 @@ def _switch_live(job: IngestionJob, document: Document, *, chunk_count: int) -> 
 def document_delete(*, document: Document) -> None:
     """Delete a document and its chunks in one transaction; the file goes after commit."""
     storage, name = document.file.storage, document.file.name
+    knowledge_base = document.knowledge_base
     with transaction.atomic():
         document.delete()
+        kb_centroids_refresh(knowledge_base=knowledge_base)
         if name:
             transaction.on_commit(lambda: storage.delete(name))
 

@@ -4,6 +4,8 @@ Django loads this module."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from config.env import env_str
 from config.settings.base import *  # noqa: F403 -- settings modules extend the base by design
 from config.settings.base import database_from_url
@@ -18,3 +20,7 @@ LLM_BASE_URL = env_str("LLM_BASE_URL", "http://127.0.0.1:9/v1")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOG_FORMAT = "plain"
 LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405
+
+# Uploaded files of a test session live in its own temporary directory (tests/services.py).
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "test-media")  # noqa: F405
+KNOWLEDGE_JOB_STALE_SECONDS = 30

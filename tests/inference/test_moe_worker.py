@@ -49,7 +49,10 @@ def _serve_and_complete(profile: str, log_dir: Path) -> tuple[list[list[str]], s
             )
             outputs.append(completion.choices[0].logprobs.tokens)
         chat = client.chat.completions.create(
-            model="shopdesk-chat", messages=[{"role": "user", "content": "hello"}], max_tokens=8, temperature=0
+            model="shopdesk-chat",
+            messages=[{"role": "user", "content": "hello"}],
+            max_tokens=8,
+            temperature=0,
         )
         assert chat.choices[0].message.content is not None
         assert chat.usage.completion_tokens > 0

@@ -1,4 +1,4 @@
-"""Create what a fresh local install needs to be tried: the demo staff accounts.
+"""Create what a fresh local install needs to be tried: the demo staff accounts and the demo knowledge base.
 
 Passwords come from DEMO_ADMIN_PASSWORD / DEMO_AGENT_PASSWORD, or are generated
 and printed once, when the account is created.
@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 
 from apps.accounts.roles import Role
 from apps.accounts.services import staff_user_ensure
+from apps.knowledge.demo import demo_knowledge_base_load
 
 DEMO_ACCOUNTS = (
     ("demo-admin", Role.ADMIN, "DEMO_ADMIN_PASSWORD"),
@@ -20,7 +21,7 @@ DEMO_ACCOUNTS = (
 
 
 class Command(BaseCommand):
-    help = "Create the demo admin and agent accounts (idempotent)."
+    help = "Create the demo accounts and queue the demo knowledge base's documents (idempotent)."
 
     def handle(self, *args: object, **options: object) -> None:
         for username, role, variable in DEMO_ACCOUNTS:
@@ -38,3 +39,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"created {role.value} account {username!r} (password from {variable})")
             else:
                 self.stdout.write(f"{role.value} account {username!r} exists")
+        knowledge_base, results = demo_knowledge_base_load()
+        queued = sum(result.queued for result in results)
+        self.stdout.write(
+            f"demo knowledge base {knowledge_base.slug!r}: {len(results)} documents, {queued} queued for ingestion"
+        )
