@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test bench lint setup clean-data
+.PHONY: run test bench lint setup clean-data chromium
 
 setup: $(STAMP)
 
@@ -26,9 +26,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@$(PY) -m stack run
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "The browser tests need Chromium: sudo apt-get install chromium"; exit 1; fi; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

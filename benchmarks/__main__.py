@@ -10,7 +10,7 @@ import importlib
 
 from benchmarks.report import write_report
 
-SUITES = ["inference"]
+SUITES = ["ingestion", "retrieval", "inference"]
 
 
 def main() -> None:

@@ -62,6 +62,10 @@ class EmbeddedPostgres:
     superuser: str
     database: str
 
+    def __post_init__(self) -> None:
+        # The binaries run from "/" (the server's account may not read our cwd).
+        self.data_dir = self.data_dir.resolve()
+
     @property
     def url(self) -> str:
         return f"postgres://{self.superuser}@127.0.0.1:{self.port}/{self.database}"

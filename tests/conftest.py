@@ -94,3 +94,43 @@ def model_worker(log_dir: Path) -> Iterator[str]:
 @pytest.fixture
 def personas(db) -> Personas:
     return Personas()
+
+
+@pytest.fixture(scope="session")
+def web_server(django_db_setup: None, django_db_blocker, log_dir: Path) -> Iterator[str]:
+    """The real ASGI site (uvicorn) on the test database; yields its base URL."""
+    from django.db import connection
+
+    port = free_port()
+    server = start_process(
+        "web",
+        [
+            sys.executable, "-m", "uvicorn", "config.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
+        ],
+        env=worker_env(connection.settings_dict["NAME"]),
+        log_dir=log_dir,
+    )  # fmt: skip
+    wait_for("web server", lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, process=server)
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread, and Django then
+    # refuses ORM calls from it ("async context"); the tests' own ORM calls are synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

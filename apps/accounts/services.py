@@ -25,7 +25,8 @@ def staff_user_ensure(*, username: str, role: Role, password: str | None = None)
             username=username,
             defaults={"is_staff": role is Role.ADMIN, "is_superuser": role is Role.ADMIN},
         )
-        user.groups.add(Group.objects.get(name=role.value))
+        # get_or_create: the roles migration made the groups, but a flushed database has none.
+        user.groups.add(Group.objects.get_or_create(name=role.value)[0])
         if not created:
             if password:
                 user.set_password(password)

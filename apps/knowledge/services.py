@@ -109,11 +109,13 @@ def document_upload(
     filename: str,
     data: bytes,
     uploaded_by: AbstractBaseUser | None = None,
+    enqueue: bool = True,
 ) -> UploadResult:
     """Store an uploaded file and queue its ingestion.
 
     The same name with changed content becomes a new version that replaces the
     old one when ready; identical content (under any name) is a no-op.
+    ``enqueue=False`` leaves the job for the caller to run (``document_ingest``).
     """
     filename = PurePath(filename.replace("\\", "/")).name.strip()[:255] or "document"
     limit = knowledge_base.max_upload_mb * 1024 * 1024
@@ -157,7 +159,8 @@ def document_upload(
         document.file.save(f"{content_hash[:16]}-{filename}", ContentFile(data), save=False)
         document.save()
         job = IngestionJob.objects.create(document=document, version=document.version)
-        transaction.on_commit(lambda: _enqueue(job.pk))
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue(job.pk))
     logger.info("document queued", extra={"document_id": document.pk, "version": document.version})
     return UploadResult(document=document, queued=True)
 

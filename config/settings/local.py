@@ -16,3 +16,10 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 REDIS_URL = env_str("REDIS_URL") or EMBEDDED_REDIS_URL
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
 LLM_BASE_URL = env_str("LLM_BASE_URL") or LOCAL_MODEL_WORKER_URL
+
+# Static files straight from the apps, no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+# Static files come from the apps (finders); nothing is collected locally.
+STATIC_ROOT = None

@@ -24,3 +24,8 @@ LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405
 # Uploaded files of a test session live in its own temporary directory (tests/services.py).
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "test-media")  # noqa: F405
 KNOWLEDGE_JOB_STALE_SECONDS = 30
+
+WHITENOISE_USE_FINDERS = True
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+# Static files come from the apps (finders); nothing is collected locally.
+STATIC_ROOT = None

@@ -30,8 +30,10 @@ def _post(client: Client, slug: str, name: str, data: bytes):
         ("setup.pdf", samples.pe_bytes(), 415, "Windows executable"),
         ("tool.pdf", samples.elf_bytes(), 415, "Linux executable"),
         ("archive.docx", samples.non_docx_zip_bytes(), 415, "ZIP archive"),
+        ("notes.txt", samples.random_bytes(), 415, "encoding could not be recognised"),
+        ("japanese.txt", samples.shift_jis_text_bytes(), 415, "encoding could not be recognised"),
     ],
-    ids=["empty", "exe-renamed-pdf", "elf-renamed-pdf", "zip-not-docx"],
+    ids=["empty", "exe-renamed-pdf", "elf-renamed-pdf", "zip-not-docx", "random-bytes", "shift-jis"],
 )
 def test_unusable_files_are_refused_at_upload(personas: Personas, name, data, status, reason) -> None:
     kb = make_kb()
@@ -65,8 +67,6 @@ def test_upload_to_an_unknown_knowledge_base_is_404(personas: Personas) -> None:
         ("scan.pdf", samples.scanned_pdf_bytes(), "OCR"),
         ("bomb.docx", samples.zip_bomb_docx_bytes(), "zip bomb"),
         ("broken.docx", samples.malformed_docx_bytes(), "malformed"),
-        ("notes.txt", samples.random_bytes(), "encoding could not be recognised"),
-        ("japanese.txt", samples.shift_jis_text_bytes(), "encoding could not be recognised"),
     ],
     ids=[
         "corrupt-pdf",
@@ -74,8 +74,6 @@ def test_upload_to_an_unknown_knowledge_base_is_404(personas: Personas) -> None:
         "scanned-pdf",
         "zip-bomb-docx",
         "malformed-docx",
-        "random",
-        "shift-jis",
     ],
 )
 def test_broken_documents_fail_with_a_reason_and_nothing_is_searchable(

@@ -1,0 +1,181 @@
+"""Hybrid search latency and HNSW recall at 10k and 100k chunks.
+
+Vectors are deterministic synthetic embeddings (a seeded mixture of clusters on the
+unit sphere, like topical passages); the text for the full-text half is generated
+from a seeded bilingual vocabulary and segmented like real chunks. Embedding 100k
+real passages would take hours on 2 cores; the search path is the same either way.
+Baseline, measured in the same run: exact (sequential) cosine search on the same
+queries, for recall@10 and latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import summary, write_result
+from benchmarks.services import benchmark_database
+
+DIM = 384
+EN_WORDS = (
+    "return refund parcel delivery warranty lamp sofa invoice order payment card exchange points member "
+    "shipping courier damaged broken days week cost free fee address account password coupon discount"
+).split()
+ZH_WORDS = "退货 退款 包裹 配送 保修 台灯 沙发 发票 订单 支付 换货 积分 会员 快递 损坏 运费 地址 账户 优惠券 折扣".split()
+
+
+def synthetic_vectors(count: int, *, seed: int, clusters: int = 200) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+    labels = rng.integers(0, clusters, count)
+    vectors = centres[labels] + 0.6 * rng.standard_normal((count, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def synthetic_texts(count: int, *, seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    texts, languages = [], []
+    for index in range(count):
+        if index % 2:
+            words = rng.choice(ZH_WORDS, 12)
+            texts.append(" ".join(words))
+            languages.append("zh")
+        else:
+            words = rng.choice(EN_WORDS, 16)
+            texts.append(" ".join(words))
+            languages.append("en")
+    return texts, languages
+
+
+def _load_chunks(kb_id: int, count: int, seed: int) -> float:
+    """Insert ``count`` live chunks with COPY; returns the HNSW index build time in seconds."""
+    from django.db import connection
+
+    from apps.knowledge.models import Document, KnowledgeBase
+    from apps.knowledge.services import kb_centroids_refresh, kb_vector_index_ensure, kb_vector_index_name
+
+    knowledge_base = KnowledgeBase.objects.get(pk=kb_id)
+    vectors = synthetic_vectors(count, seed=seed)
+    texts, languages = synthetic_texts(count, seed=seed + 1)
+    per_document = 100
+    documents = Document.objects.bulk_create(
+        [
+            Document(knowledge_base=knowledge_base, title=f"doc {n}", filename=f"doc-{n}.md", content_hash=f"{n:064d}",
+                     status=Document.Status.READY, live_version=1)
+            for n in range(count // per_document)
+        ]
+    )  # fmt: skip
+    buffer = io.StringIO()
+    for index in range(count):
+        vector = "[" + ",".join(f"{x:.6f}" for x in vectors[index]) + "]"
+        document_id = documents[index // per_document].pk
+        row = [str(kb_id), str(document_id), "1", str(index % per_document), "t", "{}", texts[index], "40",
+               languages[index], vector, texts[index]]  # fmt: skip
+        buffer.write("\t".join(row) + "\n")
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {kb_vector_index_name(knowledge_base)}")
+        with cursor.copy(
+            "COPY knowledge_chunk (knowledge_base_id, document_id, version, ordinal, is_live, heading_path, text, "
+            "token_count, language, embedding, search_text) FROM STDIN"
+        ) as copy:
+            copy.write(buffer.read())
+        cursor.execute("ANALYZE knowledge_chunk")
+    started = time.perf_counter()
+    kb_vector_index_ensure(knowledge_base=knowledge_base)
+    build_s = time.perf_counter() - started
+    kb_centroids_refresh(knowledge_base=knowledge_base)
+    return build_s
+
+
+def _exact_top(kb_id: int, query: np.ndarray, k: int) -> tuple[list[int], float]:
+    from django.db import connection, transaction
+
+    literal = "[" + ",".join(f"{x:.6f}" for x in query) + "]"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        started = time.perf_counter()
+        cursor.execute(
+            f"SELECT id FROM knowledge_chunk WHERE knowledge_base_id = {kb_id} AND is_live "
+            f"ORDER BY embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT %s",
+            [literal, k],
+        )
+        rows = [row[0] for row in cursor.fetchall()]
+        return rows, time.perf_counter() - started
+
+
+def _hnsw_top(kb_id: int, query: np.ndarray, k: int, ef: int) -> tuple[list[int], float]:
+    from django.db import connection, transaction
+
+    literal = "[" + ",".join(f"{x:.6f}" for x in query) + "]"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        started = time.perf_counter()
+        cursor.execute(
+            f"SELECT id FROM knowledge_chunk WHERE knowledge_base_id = {kb_id} AND is_live "
+            f"ORDER BY embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT %s",
+            [literal, k],
+        )
+        rows = [row[0] for row in cursor.fetchall()]
+        return rows, time.perf_counter() - started
+
+
+def run_size(count: int, *, queries: int, ef_values: list[int], seed: int) -> dict[str, Any]:
+    from apps.knowledge.models import KnowledgeBase
+    from apps.knowledge.selectors import kb_search
+    from apps.knowledge.services import knowledge_base_create
+
+    knowledge_base = knowledge_base_create(name=f"bench {count}", slug=f"bench-{count}")
+    build_s = _load_chunks(knowledge_base.pk, count, seed)
+    knowledge_base = KnowledgeBase.objects.get(pk=knowledge_base.pk)
+    query_vectors = synthetic_vectors(queries, seed=seed + 99)
+    query_texts, _ = synthetic_texts(queries, seed=seed + 98)
+
+    exact = [_exact_top(knowledge_base.pk, q, 10) for q in query_vectors]
+    recall: dict[str, Any] = {}
+    for ef in ef_values:
+        found = [_hnsw_top(knowledge_base.pk, q, 10, ef) for q in query_vectors]
+        hits = [len(set(a) & set(b)) / 10 for (a, _), (b, _) in zip(found, exact, strict=True)]
+        recall[str(ef)] = {
+            "recall_at_10": float(np.mean(hits)),
+            "latency_ms": summary([t * 1000 for _, t in found]),
+        }
+
+    hybrid_ms = []
+    for vector, text in zip(query_vectors, query_texts, strict=True):
+        started = time.perf_counter()
+        kb_search(knowledge_base=knowledge_base, query=text, k=5, query_vector=vector.tolist())
+        hybrid_ms.append((time.perf_counter() - started) * 1000)
+    exact_ms = [t * 1000 for _, t in exact]
+    hybrid = summary(hybrid_ms)
+    exact_summary = summary(exact_ms)
+    return {
+        "chunks": count,
+        "index_build_s": build_s,
+        "hybrid_search_ms": hybrid,
+        "exact_vector_search_ms": exact_summary,
+        "speedup_vs_exact_p50": exact_summary["p50"] / hybrid["p50"],
+        "hnsw": recall,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.retrieval")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--ef", nargs="+", type=int, default=[40, 80, 160])
+    args = parser.parse_args(argv)
+    with benchmark_database():
+        results = [run_size(size, queries=args.queries, ef_values=args.ef, seed=7) for size in args.sizes]
+    print(
+        f"wrote {write_result('retrieval', {'sizes': results, 'note': 'query embedding excluded (measured in ingestion)'})}"
+    )
+
+
+if __name__ == "__main__":
+    main()
