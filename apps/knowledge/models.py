@@ -25,6 +25,9 @@ class KnowledgeBase(models.Model):
     language_hints = ArrayField(models.CharField(max_length=8), default=list, blank=True)
     embedder_name = models.CharField(max_length=100, default="multilingual-e5-small")
     embedder_dimension = models.PositiveIntegerField(default=384)
+    # Set while the knowledge base is being re-embedded with another model: new versions
+    # are embedded with it, and everything switches over at once when all are done.
+    pending_embedder_name = models.CharField(max_length=100, blank=True)
     chunk_max_tokens = models.PositiveIntegerField(
         default=320, validators=[MinValueValidator(64), MaxValueValidator(500)]
     )

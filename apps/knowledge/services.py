@@ -206,6 +206,10 @@ def _job_fail(job: IngestionJob, reason: str) -> None:
             status=Document.Status.FAILED, failure_reason=reason, progress=0.0
         )
         Chunk.objects.filter(document_id=job.document_id, version=job.version, is_live=False).delete()
+    # A failure also counts as "done" for a knowledge base being re-embedded.
+    _reembed_switch(
+        knowledge_base_id=Document.objects.values_list("knowledge_base_id", flat=True).get(pk=job.document_id)
+    )
 
 
 def document_ingest(*, job_id: int) -> None:
@@ -285,6 +289,9 @@ def document_ingest(*, job_id: int) -> None:
 
 
 def _switch_live(job: IngestionJob, document: Document, *, chunk_count: int) -> None:
+    if KnowledgeBase.objects.filter(pk=document.knowledge_base_id).exclude(pending_embedder_name="").exists():
+        _reembed_job_done(job, document, chunk_count=chunk_count)
+        return
     with transaction.atomic():
         locked = Document.objects.select_for_update().get(pk=document.pk)
         if locked.version != job.version:
@@ -310,6 +317,81 @@ def _switch_live(job: IngestionJob, document: Document, *, chunk_count: int) -> 
             status=IngestionJob.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, error=""
         )
     logger.info("document ready", extra={"chunks": chunk_count})
+
+
+def knowledge_base_reembed(*, knowledge_base: KnowledgeBase, embedder_name: str) -> int:
+    """Re-embed every document with ``embedder_name`` (another model, another dimension).
+
+    Each document gets a new version embedded with the new model beside the live one;
+    search keeps using the old model and chunks meanwhile. When the last document is
+    done, everything switches over in one transaction (``_reembed_switch``): old chunks
+    out, new ones live, the vector index rebuilt at the new dimension. Returns the
+    number of documents queued.
+    """
+    embedder_dimension(embedder_name)  # unknown names fail here, before anything changes
+    with transaction.atomic():
+        locked = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+        locked.pending_embedder_name = embedder_name
+        locked.save(update_fields=["pending_embedder_name", "updated_at"])
+        documents = list(Document.objects.select_for_update().filter(knowledge_base=locked))
+        jobs = []
+        for document in documents:
+            document.version += 1
+            document.save(update_fields=["version", "updated_at"])
+            jobs.append(IngestionJob.objects.create(document=document, version=document.version))
+        transaction.on_commit(lambda: [_enqueue(job.pk) for job in jobs])
+    if not documents:
+        _reembed_switch(knowledge_base_id=knowledge_base.pk)
+    return len(documents)
+
+
+def _reembed_job_done(job: IngestionJob, document: Document, *, chunk_count: int) -> None:
+    now = timezone.now()
+    IngestionJob.objects.filter(pk=job.pk).update(
+        status=IngestionJob.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, error=""
+    )
+    logger.info(
+        "document re-embedded; waiting for the rest of the knowledge base", extra={"chunks": chunk_count}
+    )
+    _reembed_switch(knowledge_base_id=document.knowledge_base_id)
+
+
+def _reembed_switch(*, knowledge_base_id: int) -> None:
+    """Switch the whole knowledge base to its pending embedder once every document's
+    newest version is embedded (or failed, in which case its old version is dropped too)."""
+    with transaction.atomic():
+        knowledge_base = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base_id)
+        if not knowledge_base.pending_embedder_name:
+            return
+        documents = list(Document.objects.select_for_update().filter(knowledge_base=knowledge_base))
+        newest = {
+            (job.document_id, job.version): job.status
+            for job in IngestionJob.objects.filter(document__in=documents)
+        }
+        finished = {IngestionJob.Status.SUCCEEDED, IngestionJob.Status.FAILED}
+        if any(newest.get((d.pk, d.version)) not in finished for d in documents):
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP INDEX IF EXISTS {kb_vector_index_name(knowledge_base)}")
+        now = timezone.now()
+        for document in documents:
+            succeeded = newest[(document.pk, document.version)] == IngestionJob.Status.SUCCEEDED
+            Chunk.objects.filter(document=document).exclude(version=document.version).delete()
+            if succeeded:
+                count = Chunk.objects.filter(document=document, version=document.version).update(is_live=True)
+                Document.objects.filter(pk=document.pk).update(
+                    status=Document.Status.READY, live_version=document.version, chunk_count=count,
+                    progress=1.0, failure_reason="", ready_at=now,
+                )  # fmt: skip
+            else:
+                Document.objects.filter(pk=document.pk).update(live_version=None, chunk_count=0)
+        knowledge_base.embedder_name = knowledge_base.pending_embedder_name
+        knowledge_base.embedder_dimension = embedder_dimension(knowledge_base.pending_embedder_name)
+        knowledge_base.pending_embedder_name = ""
+        knowledge_base.save(update_fields=["embedder_name", "embedder_dimension", "pending_embedder_name"])
+        kb_vector_index_ensure(knowledge_base=knowledge_base)
+        kb_centroids_refresh(knowledge_base=knowledge_base)
+    logger.info("knowledge base switched to its new embedder", extra={"knowledge_base_id": knowledge_base_id})
 
 
 def document_delete(*, document: Document) -> None:
