@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.knowledge",
+    "apps.conversations",
 ]
 
 MIDDLEWARE = [
@@ -178,3 +179,12 @@ CELERY_BEAT_SCHEDULE["knowledge-requeue-stale-jobs"] = {
     "task": "knowledge.requeue_stale_jobs",
     "schedule": 60.0,
 }
+
+# --- Assistant --------------------------------------------------------------------
+CHAT_PASSAGES = env_int("CHAT_PASSAGES", 4)
+# Below this cosine similarity of the best passage, the assistant says it doesn't know.
+CHAT_MIN_SIMILARITY = env_float("CHAT_MIN_SIMILARITY", 0.80)
+CHAT_TEMPERATURE = env_float("CHAT_TEMPERATURE", 0.2)
+CHAT_TOP_P = env_float("CHAT_TOP_P", 0.9)
+CHAT_MAX_TOKENS = env_int("CHAT_MAX_TOKENS", 400)
+CHAT_HISTORY_MESSAGES = env_int("CHAT_HISTORY_MESSAGES", 8)

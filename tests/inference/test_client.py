@@ -220,3 +220,42 @@ def test_circuit_opens_after_repeated_failures_and_fails_fast() -> None:
     assert len(errors) == 5
     assert all("unreachable" in error for error in errors[:3])
     assert all("circuit open" in error for error in errors[3:])
+
+
+def _running_requests(base_url: str) -> float:
+    import urllib.request
+
+    metrics_url = base_url.removesuffix("/v1") + "/metrics"
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("vllm:num_requests_running"):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("vllm:num_requests_running not in /metrics")
+
+
+def test_a_caller_that_goes_away_cancels_the_generation(model_worker: str) -> None:
+    import time
+
+    async def start_then_leave() -> int:
+        model = _model(model_worker)
+        received = 0
+        try:
+            stream = model.stream(
+                [{"role": "user", "content": "Write a very long essay about parcels."}], max_tokens=500
+            )
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    received += 1
+                    if received == 2:
+                        assert _running_requests(model_worker) >= 1
+                        break
+            await stream.aclose()  # what a disconnected visitor's request does
+        finally:
+            await model.close()
+        return received
+
+    assert asyncio.run(start_then_leave()) == 2
+    deadline = time.monotonic() + 15
+    while _running_requests(model_worker) > 0:
+        assert time.monotonic() < deadline, "the worker kept generating for a caller that left"
+        time.sleep(0.2)
