@@ -97,8 +97,8 @@ def personas(db) -> Personas:
 
 
 @pytest.fixture(scope="session")
-def web_server(django_db_setup: None, django_db_blocker, log_dir: Path) -> Iterator[str]:
-    """The real ASGI site (uvicorn) on the test database; yields its base URL."""
+def web_server(django_db_setup: None, django_db_blocker, log_dir: Path, model_worker: str) -> Iterator[str]:
+    """The real ASGI site (uvicorn) on the test database and the real model worker; yields its base URL."""
     from django.db import connection
 
     port = free_port()
@@ -108,7 +108,7 @@ def web_server(django_db_setup: None, django_db_blocker, log_dir: Path) -> Itera
             sys.executable, "-m", "uvicorn", "config.asgi:application",
             "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
         ],
-        env=worker_env(connection.settings_dict["NAME"]),
+        env={**worker_env(connection.settings_dict["NAME"]), "LLM_BASE_URL": model_worker},
         log_dir=log_dir,
     )  # fmt: skip
     wait_for("web server", lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, process=server)

@@ -111,19 +111,23 @@ def build_messages(
 
 
 def citations_for(answer: str, passages: Sequence[Passage], *, quote_chars: int = 300) -> list[dict]:
-    """The passages the answer cites with ``[n]`` markers, in order of first mention."""
-    by_number = {passage.n: passage for passage in passages}
-    cited: list[dict] = []
+    """Every passage the answer was written from, cited ones first in order of first ``[n]``
+    mention, each marked ``cited``. The widget links the markers and lists the sources, so a
+    customer can check a fact even when a small model forgets to cite."""
+    order = []
     for match in CITATION.finditer(answer):
-        passage = by_number.get(int(match.group(1)))
-        if passage is not None and all(c["n"] != passage.n for c in cited):
-            cited.append(
-                {
-                    "n": passage.n,
-                    "chunk_id": passage.chunk_id,
-                    "document": passage.document,
-                    "heading_path": passage.heading_path,
-                    "quote": passage.text[:quote_chars],
-                }
-            )
-    return cited
+        n = int(match.group(1))
+        if n not in order and any(p.n == n for p in passages):
+            order.append(n)
+    ranked = sorted(passages, key=lambda p: (order.index(p.n) if p.n in order else len(order) + p.n))
+    return [
+        {
+            "n": passage.n,
+            "chunk_id": passage.chunk_id,
+            "document": passage.document,
+            "heading_path": passage.heading_path,
+            "quote": passage.text[:quote_chars],
+            "cited": passage.n in order,
+        }
+        for passage in ranked
+    ]

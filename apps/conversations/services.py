@@ -167,3 +167,29 @@ def _message_event(message: Message, conversation: Conversation) -> dict[str, An
         "outcome": message.outcome,
         "conversation_status": conversation.status,
     }
+
+
+def conversation_handoff_request(*, conversation: Conversation) -> Message | None:
+    """The visitor pressed "talk to a person". Returns the assistant's note, or None when a
+    person was already asked for or is there."""
+    if conversation.status != Conversation.Status.BOT:
+        return None
+    conversation.status = Conversation.Status.WAITING_FOR_AGENT
+    conversation.save(update_fields=["status", "updated_at"])
+    language = conversation.language if conversation.language in prompting.HANDOFF else "en"
+    return Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        text=prompting.HANDOFF[language],
+        outcome="asked_for_person",
+    )
+
+
+def message_feedback_set(*, conversation: Conversation, message_id: int, feedback: str) -> bool:
+    """Thumbs up or down on one of the assistant's answers in this conversation."""
+    if feedback not in Message.Feedback.values:
+        raise ValueError(f"feedback must be one of {', '.join(Message.Feedback.values)}")
+    updated = Message.objects.filter(
+        pk=message_id, conversation=conversation, role=Message.Role.ASSISTANT
+    ).update(feedback=feedback)
+    return updated == 1

@@ -40,6 +40,7 @@ MIDDLEWARE = [
     # Serves static files (admin, widget) from the app server; cached forever by hashed name.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.conversations.middleware.WidgetCorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -188,3 +189,11 @@ CHAT_TEMPERATURE = env_float("CHAT_TEMPERATURE", 0.2)
 CHAT_TOP_P = env_float("CHAT_TOP_P", 0.9)
 CHAT_MAX_TOKENS = env_int("CHAT_MAX_TOKENS", 400)
 CHAT_HISTORY_MESSAGES = env_int("CHAT_HISTORY_MESSAGES", 8)
+CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 2000)
+CHAT_MESSAGES_PER_VISITOR_PER_MINUTE = env_int("CHAT_MESSAGES_PER_VISITOR_PER_MINUTE", 12)
+CHAT_MESSAGES_PER_IP_PER_MINUTE = env_int("CHAT_MESSAGES_PER_IP_PER_MINUTE", 60)
+CHAT_CREATE_PER_IP_PER_MINUTE = env_int("CHAT_CREATE_PER_IP_PER_MINUTE", 20)
+LLM_FIRST_TOKEN_TIMEOUT = env_float("LLM_FIRST_TOKEN_TIMEOUT", 30.0)
+LLM_TOTAL_TIMEOUT = env_float("LLM_TOTAL_TIMEOUT", 180.0)
+# Origins whose pages may embed the widget ("*": any shop page).
+WIDGET_ALLOWED_ORIGINS = env_list("WIDGET_ALLOWED_ORIGINS", ["*"])

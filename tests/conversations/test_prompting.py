@@ -55,7 +55,14 @@ def test_messages_hold_rules_passages_history_and_question() -> None:
 
 def test_citations_follow_the_markers_in_order_and_ignore_unknown_numbers() -> None:
     cited = citations_for("Free over 99 [2]. Returns: 30 days [1][2] [7].", PASSAGES)
-    assert [c["n"] for c in cited] == [2, 1]
+    assert [(c["n"], c["cited"]) for c in cited] == [(2, True), (1, True)]
     assert cited[1] == {
-        "n": 1, "chunk_id": 10, "document": "returns.md", "heading_path": ["Returns", "Window"], "quote": "30 days."
+        "n": 1, "chunk_id": 10, "document": "returns.md", "heading_path": ["Returns", "Window"], "quote": "30 days.",
+        "cited": True,
     }  # fmt: skip
+
+
+def test_uncited_passages_are_still_listed_as_sources_after_the_cited_ones() -> None:
+    sources = citations_for("It is free over 99 [2].", PASSAGES)
+    assert [(c["n"], c["cited"]) for c in sources] == [(2, True), (1, False)]
+    assert [c["cited"] for c in citations_for("No markers at all.", PASSAGES)] == [False, False]

@@ -1,0 +1,204 @@
+"""The widget's HTTP API: start a conversation, send a message and stream the answer
+(server-sent events), read the history. Visitors have no accounts: a conversation's
+bearer token, shown once at creation, is the only way to reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from apps.conversations.models import Conversation, Message
+from apps.conversations.ratelimit import allow
+from apps.conversations.services import (
+    assistant_turn,
+    conversation_handoff_request,
+    conversation_start,
+    message_feedback_set,
+    visitor_token_hash,
+)
+from apps.knowledge.models import KnowledgeBase
+from inference.client import ClientConfig, OpenAICompatibleModel
+
+KEEPALIVE_SECONDS = 15
+
+
+def _error(status: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status)
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any] | None:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def _visitor_conversation(request: HttpRequest, conversation_id: int) -> Conversation | None:
+    """The conversation, if the bearer token is its visitor's; otherwise None (answered 404,
+    so another visitor cannot even learn that it exists)."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    return (
+        await Conversation.objects.select_related("knowledge_base")
+        .filter(
+            pk=conversation_id, visitor_token_hash=visitor_token_hash(header.removeprefix("Bearer ").strip())
+        )
+        .exclude(status=Conversation.Status.CLOSED)
+        .afirst()
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+async def conversation_create(request: HttpRequest) -> JsonResponse:
+    if not await allow(key=f"ip:{_client_ip(request)}:create", limit=settings.CHAT_CREATE_PER_IP_PER_MINUTE):
+        return _error(429, "too many new conversations; try again in a minute")
+    body = _json_body(request)
+    if body is None:
+        return _error(400, "the body must be a JSON object")
+    knowledge_base = await KnowledgeBase.objects.filter(slug=str(body.get("kb", ""))).afirst()
+    if knowledge_base is None:
+        return _error(404, "unknown knowledge base")
+    language = "zh" if str(body.get("language", "")).lower().startswith("zh") else "en"
+    started = await asyncio.to_thread(conversation_start, knowledge_base=knowledge_base, language=language)
+    return JsonResponse({"id": started.conversation.pk, "token": started.visitor_token}, status=201)
+
+
+def _message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "role": message.role,
+        "text": message.text,
+        "citations": message.citations,
+        "outcome": message.outcome,
+        "feedback": message.feedback,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+@require_http_methods(["GET"])
+async def conversation_messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    conversation = await _visitor_conversation(request, conversation_id)
+    if conversation is None:
+        return _error(404, "no such conversation")
+    messages = [
+        _message_json(m) async for m in Message.objects.filter(conversation=conversation).order_by("pk")
+    ]
+    return JsonResponse({"status": conversation.status, "messages": messages})
+
+
+def _sse(event: dict[str, Any]) -> str:
+    return f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+
+async def _with_keepalive(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    """SSE frames, with a comment line while the model is silent so proxies keep the stream open.
+    When the visitor disconnects, Django cancels this iterator, and closing ``events``
+    closes the model worker's stream, which aborts the generation."""
+    iterator = events.__aiter__()
+    pending = asyncio.ensure_future(iterator.__anext__())
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
+            if not done:
+                yield ": keep-alive\n\n"
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            yield _sse(event)
+            pending = asyncio.ensure_future(iterator.__anext__())
+    finally:
+        pending.cancel()
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+def chat_model() -> OpenAICompatibleModel:
+    return OpenAICompatibleModel(
+        ClientConfig(
+            base_url=settings.LLM_BASE_URL,
+            api_key=settings.LLM_API_KEY,
+            model=settings.LLM_MODEL,
+            connect_timeout=settings.LLM_CONNECT_TIMEOUT,
+            first_token_timeout=settings.LLM_FIRST_TOKEN_TIMEOUT,
+            total_timeout=settings.LLM_TOTAL_TIMEOUT,
+        )
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+async def conversation_message_send(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = await _visitor_conversation(request, conversation_id)
+    if conversation is None:
+        return _error(404, "no such conversation")
+    if len(request.body) > settings.CHAT_MAX_MESSAGE_CHARS * 4 + 1024:
+        return _error(413, f"messages are limited to {settings.CHAT_MAX_MESSAGE_CHARS} characters")
+    body = _json_body(request)
+    if body is None or not isinstance(body.get("text"), str) or not body["text"].strip():
+        return _error(400, 'send {"text": "your message"}')
+    text = body["text"].strip()
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        return _error(413, f"messages are limited to {settings.CHAT_MAX_MESSAGE_CHARS} characters")
+    if not await allow(key=f"visitor:{conversation.pk}", limit=settings.CHAT_MESSAGES_PER_VISITOR_PER_MINUTE):
+        return _error(429, "you are sending messages too quickly; please wait a moment")
+    if not await allow(key=f"ip:{_client_ip(request)}", limit=settings.CHAT_MESSAGES_PER_IP_PER_MINUTE):
+        return _error(429, "too many messages from your network; please wait a moment")
+
+    model = chat_model()
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for event in assistant_turn(conversation_id=conversation.pk, text=text, chat_model=model):
+                yield event
+        finally:
+            await model.close()
+
+    response = StreamingHttpResponse(
+        _with_keepalive(events()), content_type="text/event-stream; charset=utf-8"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+async def conversation_handoff(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    conversation = await _visitor_conversation(request, conversation_id)
+    if conversation is None:
+        return _error(404, "no such conversation")
+    note = await asyncio.to_thread(conversation_handoff_request, conversation=conversation)
+    return JsonResponse({"status": conversation.status, "message": _message_json(note) if note else None})
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+async def message_feedback(request: HttpRequest, conversation_id: int, message_id: int) -> JsonResponse:
+    conversation = await _visitor_conversation(request, conversation_id)
+    if conversation is None:
+        return _error(404, "no such conversation")
+    body = _json_body(request)
+    if body is None or body.get("feedback") not in Message.Feedback.values:
+        return _error(400, 'send {"feedback": "up"} or {"feedback": "down"}')
+    found = await asyncio.to_thread(
+        message_feedback_set, conversation=conversation, message_id=message_id, feedback=body["feedback"]
+    )
+    if not found:
+        return _error(404, "no such answer in this conversation")
+    return JsonResponse({"id": message_id, "feedback": body["feedback"]})
