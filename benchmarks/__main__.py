@@ -15,11 +15,14 @@ SUITES = ["ingestion", "retrieval", "inference"]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("suites", nargs="*", default=SUITES, choices=SUITES)
+    parser.add_argument("suites", nargs="*", help=f"some of: {', '.join(SUITES)} (default: all)")
     parser.add_argument("--report", action="store_true", help="only rewrite REPORT.md from saved results")
     args = parser.parse_args()
+    unknown = set(args.suites) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suites: {', '.join(sorted(unknown))}")
     if not args.report:
-        for suite in args.suites:
+        for suite in args.suites or SUITES:
             importlib.import_module(f"benchmarks.{suite}").main([])
     print(f"wrote {write_report()}")
 

@@ -21,33 +21,47 @@ from benchmarks.common import summary, write_result
 from benchmarks.services import benchmark_database
 
 DIM = 384
-EN_WORDS = (
-    "return refund parcel delivery warranty lamp sofa invoice order payment card exchange points member "
-    "shipping courier damaged broken days week cost free fee address account password coupon discount"
+EN_STEMS = (
+    "return refund parcel delivery warranty lamp sofa invoice order payment card exchange point member ship "
+    "courier damage repair week fee address account password coupon discount receipt label colour size fabric "
+    "cushion frame drawer hinge bulb cable plug kettle blender toaster rug curtain pillow mattress wardrobe"
 ).split()
-ZH_WORDS = "退货 退款 包裹 配送 保修 台灯 沙发 发票 订单 支付 换货 积分 会员 快递 损坏 运费 地址 账户 优惠券 折扣".split()
+HANZI = "退货款包裹配送保修台灯沙发票订单支付换积分会员快递损坏运费地址账户优惠券折扣收据标签颜色尺寸面料靠垫框架抽屉铰链灯泡线插头水壶"
 
 
-def synthetic_vectors(count: int, *, seed: int, clusters: int = 200) -> np.ndarray:
+def _vocabulary(rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """~3,000 English-like and ~3,000 Chinese two-character words, so that a query
+    matches a realistic share of chunks instead of nearly all of them."""
+    english = [f"{stem}{suffix}" for stem in EN_STEMS for suffix in ("", "s", "ed", "ing", "er")]
+    english += [f"{stem}{n}" for stem in EN_STEMS for n in range(60)]
+    chinese = sorted({a + b for a in HANZI for b in HANZI if a != b})
+    rng.shuffle(english)
+    rng.shuffle(chinese)
+    return english[:3000], chinese[:3000]
+
+
+def synthetic_vectors(count: int, *, seed: int, clusters: int = 1000, spread: float = 0.35) -> np.ndarray:
+    """Unit vectors around ``clusters`` topic centres (topical passages); ``spread`` is the
+    per-dimension noise relative to the centres."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+    centres = np.random.default_rng(12345).standard_normal((clusters, DIM)).astype(np.float32)
     labels = rng.integers(0, clusters, count)
-    vectors = centres[labels] + 0.6 * rng.standard_normal((count, DIM)).astype(np.float32)
+    vectors = centres[labels] + spread * rng.standard_normal((count, DIM)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def synthetic_texts(count: int, *, seed: int) -> tuple[list[str], list[str]]:
+def synthetic_texts(count: int, *, seed: int, words: int = 40) -> tuple[list[str], list[str]]:
+    """Segmented chunk text (words separated by spaces, as jieba leaves it), Zipf-distributed."""
     rng = np.random.default_rng(seed)
+    english, chinese = _vocabulary(np.random.default_rng(54321))
+    weights = 1 / np.arange(1, 3001) ** 1.1
+    weights /= weights.sum()
     texts, languages = [], []
     for index in range(count):
-        if index % 2:
-            words = rng.choice(ZH_WORDS, 12)
-            texts.append(" ".join(words))
-            languages.append("zh")
-        else:
-            words = rng.choice(EN_WORDS, 16)
-            texts.append(" ".join(words))
-            languages.append("en")
+        vocabulary, language = (chinese, "zh") if index % 2 else (english, "en")
+        picks = rng.choice(3000, words, p=weights)
+        texts.append(" ".join(vocabulary[i] for i in picks))
+        languages.append(language)
     return texts, languages
 
 
@@ -134,7 +148,7 @@ def run_size(count: int, *, queries: int, ef_values: list[int], seed: int) -> di
     build_s = _load_chunks(knowledge_base.pk, count, seed)
     knowledge_base = KnowledgeBase.objects.get(pk=knowledge_base.pk)
     query_vectors = synthetic_vectors(queries, seed=seed + 99)
-    query_texts, _ = synthetic_texts(queries, seed=seed + 98)
+    query_texts, _ = synthetic_texts(queries, seed=seed + 98, words=5)
 
     exact = [_exact_top(knowledge_base.pk, q, 10) for q in query_vectors]
     recall: dict[str, Any] = {}

@@ -22,11 +22,14 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 @contextlib.contextmanager
 def log_context(**ids: Any) -> Iterator[None]:
-    token = _context.set({**(_context.get() or {}), **ids})
+    previous = _context.get()
+    _context.set({**(previous or {}), **ids})
     try:
         yield
     finally:
-        _context.reset(token)
+        # Not ``reset(token)``: a streaming response resumes its generator in other tasks,
+        # whose contexts are copies, where the token is not valid.
+        _context.set(previous)
 
 
 class JsonFormatter(logging.Formatter):

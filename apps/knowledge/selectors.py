@@ -48,10 +48,12 @@ vector_candidates AS (
     SELECT nearest.id, nearest.similarity, nearest.similarity - l.bias AS adjusted
     FROM languages l
     CROSS JOIN LATERAL (
-        SELECT ch.id, 1 - ((ch.embedding::vector({dim})) <=> q.embedding) AS similarity
-        FROM knowledge_chunk ch, query q
+        -- The query vector is repeated as a parameter, not read from the CTE: an HNSW
+        -- index scan needs a constant to order by.
+        SELECT ch.id, 1 - ((ch.embedding::vector({dim})) <=> %(query_vector)s::vector({dim})) AS similarity
+        FROM knowledge_chunk ch
         WHERE ch.knowledge_base_id = {kb_id} AND ch.is_live AND ch.language = l.language
-        ORDER BY (ch.embedding::vector({dim})) <=> q.embedding
+        ORDER BY (ch.embedding::vector({dim})) <=> %(query_vector)s::vector({dim})
         LIMIT %(candidates)s
     ) AS nearest
 ),
@@ -61,12 +63,20 @@ vector_hits AS (
     ORDER BY adjusted DESC, id
     LIMIT %(candidates)s
 ),
+lexical_matches AS (
+    -- Ranking is the costly part of full-text search, so at most lexical_scan_limit
+    -- matches are ranked: a question of common words would otherwise rank most of the
+    -- knowledge base, for a signal that only breaks ties between vector candidates.
+    SELECT id, search_vector, tsq
+    FROM knowledge_chunk, websearch_to_tsquery('shopdesk', %(query_text)s) AS tsq
+    WHERE knowledge_base_id = {kb_id} AND is_live AND search_vector @@ tsq
+    LIMIT %(lexical_scan_limit)s
+),
 lexical_hits AS (
     SELECT id, row_number() OVER (ORDER BY lexical_score DESC, id) AS rank
     FROM (
-        SELECT id, ts_rank_cd(search_vector, tsq) AS lexical_score
-        FROM knowledge_chunk, websearch_to_tsquery('shopdesk', %(query_text)s) AS tsq
-        WHERE knowledge_base_id = {kb_id} AND is_live AND search_vector @@ tsq
+        SELECT id, ts_rank(search_vector, tsq) AS lexical_score
+        FROM lexical_matches
         ORDER BY lexical_score DESC, id
         LIMIT %(candidates)s
     ) AS matching
@@ -117,6 +127,7 @@ def kb_search(
         "vector_weight": settings.KNOWLEDGE_VECTOR_WEIGHT if vector_weight is None else vector_weight,
         "lexical_weight": settings.KNOWLEDGE_LEXICAL_WEIGHT if lexical_weight is None else lexical_weight,
         "rrf_k": settings.KNOWLEDGE_RRF_K,
+        "lexical_scan_limit": settings.KNOWLEDGE_LEXICAL_SCAN_LIMIT,
         "k": k,
     }
     sql = HYBRID_SQL.format(kb_id=int(knowledge_base.pk), dim=int(knowledge_base.embedder_dimension))

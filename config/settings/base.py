@@ -176,6 +176,8 @@ KNOWLEDGE_VECTOR_WEIGHT = env_float("KNOWLEDGE_VECTOR_WEIGHT", 1.0)
 # (1/3 - 1/4): words decide between close vector candidates. Measured on the demo set (README).
 KNOWLEDGE_LEXICAL_WEIGHT = env_float("KNOWLEDGE_LEXICAL_WEIGHT", 0.2)
 KNOWLEDGE_RRF_K = env_int("KNOWLEDGE_RRF_K", 2)
+# At most this many full-text matches are ranked per query (ranking is the costly part).
+KNOWLEDGE_LEXICAL_SCAN_LIMIT = env_int("KNOWLEDGE_LEXICAL_SCAN_LIMIT", 500)
 CELERY_BEAT_SCHEDULE["knowledge-requeue-stale-jobs"] = {
     "task": "knowledge.requeue_stale_jobs",
     "schedule": 60.0,
