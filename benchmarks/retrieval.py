@@ -30,14 +30,14 @@ HANZI = "退货款包裹配送保修台灯沙发票订单支付换积分会员�
 
 
 def _vocabulary(rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """~3,000 English-like and ~3,000 Chinese two-character words, so that a query
+    """Thousands of English-like and Chinese two-character words, so that a query
     matches a realistic share of chunks instead of nearly all of them."""
     english = [f"{stem}{suffix}" for stem in EN_STEMS for suffix in ("", "s", "ed", "ing", "er")]
     english += [f"{stem}{n}" for stem in EN_STEMS for n in range(60)]
     chinese = sorted({a + b for a in HANZI for b in HANZI if a != b})
     rng.shuffle(english)
     rng.shuffle(chinese)
-    return english[:3000], chinese[:3000]
+    return english, chinese
 
 
 def synthetic_vectors(count: int, *, seed: int, clusters: int = 1000, spread: float = 0.35) -> np.ndarray:
@@ -54,12 +54,16 @@ def synthetic_texts(count: int, *, seed: int, words: int = 40) -> tuple[list[str
     """Segmented chunk text (words separated by spaces, as jieba leaves it), Zipf-distributed."""
     rng = np.random.default_rng(seed)
     english, chinese = _vocabulary(np.random.default_rng(54321))
-    weights = 1 / np.arange(1, 3001) ** 1.1
-    weights /= weights.sum()
+
+    def zipf(size: int) -> np.ndarray:
+        weights = 1 / np.arange(1, size + 1) ** 1.1
+        return weights / weights.sum()
+
+    weights = {"en": zipf(len(english)), "zh": zipf(len(chinese))}
     texts, languages = [], []
     for index in range(count):
         vocabulary, language = (chinese, "zh") if index % 2 else (english, "en")
-        picks = rng.choice(3000, words, p=weights)
+        picks = rng.choice(len(vocabulary), words, p=weights[language])
         texts.append(" ".join(vocabulary[i] for i in picks))
         languages.append(language)
     return texts, languages
