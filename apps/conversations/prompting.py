@@ -119,7 +119,7 @@ def citations_for(answer: str, passages: Sequence[Passage], *, quote_chars: int 
         n = int(match.group(1))
         if n not in order and any(p.n == n for p in passages):
             order.append(n)
-    ranked = sorted(passages, key=lambda p: (order.index(p.n) if p.n in order else len(order) + p.n))
+    ranked = sorted(passages, key=lambda p: order.index(p.n) if p.n in order else len(order) + p.n)
     return [
         {
             "n": passage.n,
