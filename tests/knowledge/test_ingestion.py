@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from apps.knowledge.selectors import kb_search
 
 from apps.knowledge.models import Chunk, Document, IngestionJob
+from apps.knowledge.selectors import kb_search
 from apps.knowledge.services import document_delete
 from tests.knowledge.helpers import FORMAT_DOCUMENTS, FORMAT_QUESTIONS, make_kb, upload, wait_final
 
