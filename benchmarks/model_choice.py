@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 # An English answer "matches" when at least this share of its letters (Latin + CJK) is Latin: quoting
 # one Chinese term is fine, answering half in Chinese is not.
 LATIN_SHARE_FOR_EN = 0.8
+ATTEMPTS = 3  # per question, when the worker dies under it (restarted by the launcher)
 # A rough sign that the model declined ("say you don't know") rather than made something up: what it
 # should do when retrieval missed the document that holds the answer.
 DECLINED = re.compile(
@@ -302,12 +305,28 @@ def run_profile(
                 client = openai.OpenAI(
                     base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=900
                 )
+                restarts: list[str] = []
+
+                def ask_retrying(**kwargs: Any) -> dict[str, Any]:
+                    # On a shared machine the kernel's OOM killer may pick the engine; the launcher then
+                    # restarts it. Wait for it and ask the same question again, noting why.
+                    for attempt in range(1, ATTEMPTS + 1):
+                        try:
+                            return {**ask(client, **kwargs), "attempts": attempt}
+                        except (openai.APIError, openai.APIConnectionError) as error:
+                            if attempt == ATTEMPTS or process.poll() is not None:
+                                raise
+                            restarts.append(f"{type(error).__name__}: {error}")
+                            print(f"[{profile}] request failed ({error}); waiting for the worker", flush=True)
+                            time.sleep(5)
+                            _wait_health(port, process, timeout=1800)
+                    raise AssertionError("unreachable")
+
                 # Warm-up: the first request pays one-off costs that no customer question should carry.
-                ask(client, system=system_message(passages[0]), question="Hello", max_tokens=8, seed=0)
+                ask_retrying(system=system_message(passages[0]), question="Hello", max_tokens=8, seed=0)
                 answers = []
                 for index, (question, context) in enumerate(zip(questions, passages, strict=True)):
-                    result = ask(
-                        client,
+                    result = ask_retrying(
                         system=system_message(context),
                         question=question["q"],
                         max_tokens=max_tokens,
@@ -341,6 +360,7 @@ def run_profile(
             "start_to_health_s": start_s,
             "peak_rss_gib": memory.peak_bytes / 2**30,
             "worker_log": str(log_path),
+            "worker_restarts": restarts,
             "scores": _scores(answers),
             "speed": speed(answers),
             "answers": answers,
@@ -432,7 +452,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if args.limit:
         questions = questions[: args.limit]
-    passages, retrieval = retrieve_passages(questions, top_k=args.top_k)
+    # In a child process: the embedder (torch, ~1.5 GB) must not stay resident beside the model workers.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        passages, retrieval = pool.submit(retrieve_passages, questions, top_k=args.top_k).result()
     retrieved_gold = [
         any(p["doc"] == q["doc"] for p in ranked) for q, ranked in zip(questions, passages, strict=True)
     ]
@@ -448,7 +470,39 @@ def main(argv: list[str] | None = None) -> None:
     port = args.port or _pick_port(range(8041, 8050))
     log_dir = Path(tempfile.mkdtemp(prefix="model-choice-logs-"))
     load_before = os.getloadavg()
-    results = []
+    results: list[dict[str, Any]] = []
+
+    def save(complete: bool) -> Path:
+        return write_result(
+            "model_choice",
+            {
+                "complete": complete,
+                "settings": {
+                    "system_prompt": SYSTEM_PROMPT,
+                    "temperature": 0.2,
+                    "top_p": 0.9,
+                    "max_tokens": args.max_tokens,
+                    "top_k": args.top_k,
+                    "questions": str(args.questions),
+                    "profiles": args.profiles,
+                    "cold_cache": args.cold,
+                    "latin_share_for_en": LATIN_SHARE_FOR_EN,
+                    "load_average_before": load_before,
+                    "load_average_now": os.getloadavg(),
+                },
+                "retrieval": retrieval,
+                "passages": [
+                    {
+                        "q": q["q"],
+                        "doc": q["doc"],
+                        "passages": [{k: p[k] for k in ("doc", "heading_path", "score")} for p in ranked],
+                    }
+                    for q, ranked in zip(questions, passages, strict=True)
+                ],
+                "profiles": results,
+            },
+        )
+
     for profile in args.profiles:
         results.append(
             run_profile(
@@ -462,33 +516,8 @@ def main(argv: list[str] | None = None) -> None:
                 log_dir=log_dir,
             )
         )
-    path = write_result(
-        "model_choice",
-        {
-            "settings": {
-                "system_prompt": SYSTEM_PROMPT,
-                "temperature": 0.2,
-                "top_p": 0.9,
-                "max_tokens": args.max_tokens,
-                "top_k": args.top_k,
-                "questions": str(args.questions),
-                "cold_cache": args.cold,
-                "latin_share_for_en": LATIN_SHARE_FOR_EN,
-                "load_average_before": load_before,
-                "load_average_after": os.getloadavg(),
-            },
-            "retrieval": retrieval,
-            "passages": [
-                {
-                    "q": q["q"],
-                    "doc": q["doc"],
-                    "passages": [{k: p[k] for k in ("doc", "heading_path", "score")} for p in ranked],
-                }
-                for q, ranked in zip(questions, passages, strict=True)
-            ],
-            "profiles": results,
-        },
-    )
+        # Saved after every profile, so that a later failure keeps what was measured.
+        path = save(complete=len(results) == len(args.profiles))
     print(table(results))
     print(f"wrote {path}")
 
