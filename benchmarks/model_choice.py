@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,7 @@ def run_profile(
     max_tokens: int,
     cold: bool,
     log_dir: Path,
+    on_answer: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> dict[str, Any]:
     env = dict(os.environ)
     cache_dir = Path(tempfile.mkdtemp(prefix=f"model-choice-{profile}-")) if cold else None
@@ -351,6 +353,8 @@ def run_profile(
                         f"{result['completion_tokens']} tok {result['decode_tok_s']:.2f} tok/s",
                         flush=True,
                     )
+                    if on_answer is not None:
+                        on_answer(answers)
                 client.close()
         finally:
             _stop(process)
@@ -472,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()
     results: list[dict[str, Any]] = []
 
-    def save(complete: bool) -> Path:
+    def save(complete: bool, partial: dict[str, Any] | None = None) -> Path:
         return write_result(
             "model_choice",
             {
@@ -499,9 +503,15 @@ def main(argv: list[str] | None = None) -> None:
                     }
                     for q, ranked in zip(questions, passages, strict=True)
                 ],
-                "profiles": results,
+                "profiles": results + ([partial] if partial else []),
             },
         )
+
+    def stop(signum: int, _frame: object) -> None:
+        # Unwind through run_profile's finally blocks: the worker is stopped, the temporary cache removed.
+        raise SystemExit(f"stopped by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, stop)
 
     for profile in args.profiles:
         results.append(
@@ -514,6 +524,10 @@ def main(argv: list[str] | None = None) -> None:
                 max_tokens=args.max_tokens,
                 cold=args.cold,
                 log_dir=log_dir,
+                # Progress is saved after every answer: an interrupted run still shows what it measured.
+                on_answer=lambda answers, profile=profile: save(
+                    False, {"profile": profile, "partial": True, "answers": answers}
+                ),
             )
         )
         # Saved after every profile, so that a later failure keeps what was measured.

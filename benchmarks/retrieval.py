@@ -110,34 +110,24 @@ def _load_chunks(kb_id: int, count: int, seed: int) -> float:
     return build_s
 
 
-def _exact_top(kb_id: int, query: np.ndarray, k: int) -> tuple[list[int], float]:
+def _vector_top(kb_id: int, query: np.ndarray, k: int, *, ef: int | None) -> tuple[list[int], float]:
+    """The k nearest live chunks through the HNSW index at ``ef``, or exactly (index scans
+    off: the sequential scan is the baseline) when ``ef`` is None; with the query's time."""
     from django.db import connection, transaction
 
-    literal = "[" + ",".join(f"{x:.6f}" for x in query) + "]"
+    from apps.knowledge.selectors import vector_literal
+
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        if ef is None:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+        else:
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
         started = time.perf_counter()
         cursor.execute(
             f"SELECT id FROM knowledge_chunk WHERE knowledge_base_id = {kb_id} AND is_live "
             f"ORDER BY embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT %s",
-            [literal, k],
-        )
-        rows = [row[0] for row in cursor.fetchall()]
-        return rows, time.perf_counter() - started
-
-
-def _hnsw_top(kb_id: int, query: np.ndarray, k: int, ef: int) -> tuple[list[int], float]:
-    from django.db import connection, transaction
-
-    literal = "[" + ",".join(f"{x:.6f}" for x in query) + "]"
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-        started = time.perf_counter()
-        cursor.execute(
-            f"SELECT id FROM knowledge_chunk WHERE knowledge_base_id = {kb_id} AND is_live "
-            f"ORDER BY embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT %s",
-            [literal, k],
+            [vector_literal(query.tolist()), k],
         )
         rows = [row[0] for row in cursor.fetchall()]
         return rows, time.perf_counter() - started
@@ -154,10 +144,10 @@ def run_size(count: int, *, queries: int, ef_values: list[int], seed: int) -> di
     query_vectors = synthetic_vectors(queries, seed=seed + 99)
     query_texts, _ = synthetic_texts(queries, seed=seed + 98, words=5)
 
-    exact = [_exact_top(knowledge_base.pk, q, 10) for q in query_vectors]
+    exact = [_vector_top(knowledge_base.pk, q, 10, ef=None) for q in query_vectors]
     recall: dict[str, Any] = {}
     for ef in ef_values:
-        found = [_hnsw_top(knowledge_base.pk, q, 10, ef) for q in query_vectors]
+        found = [_vector_top(knowledge_base.pk, q, 10, ef=ef) for q in query_vectors]
         hits = [len(set(a) & set(b)) / 10 for (a, _), (b, _) in zip(found, exact, strict=True)]
         recall[str(ef)] = {
             "recall_at_10": float(np.mean(hits)),

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
 
 from config.celery import app as celery_app
@@ -43,7 +44,13 @@ def worker_env(database_name: str) -> dict[str, str]:
 
 
 def celery_ping(timeout: float = 1.0) -> list:
-    return celery_app.control.ping(timeout=timeout) or []
+    """Workers that answer a ping; [] while the broker is unreachable. A fresh connection each
+    time: a test that restarts Redis leaves the pooled ones broken."""
+    try:
+        with celery_app.connection_for_write() as connection:
+            return celery_app.control.ping(timeout=timeout, connection=connection) or []
+    except (OSError, redis.exceptions.RedisError):
+        return []
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from inference.client import (
+    CircuitBreaker,
     ClientConfig,
     LLMInvalidOutput,
     LLMRequestError,
@@ -204,7 +205,11 @@ def test_probe_generates_one_token(model_worker: str) -> None:
 
 def test_circuit_opens_after_repeated_failures_and_fails_fast() -> None:
     async def run() -> list[str]:
-        model = _model("http://127.0.0.1:9/v1", connect_retries=0, breaker_threshold=3, breaker_cooldown=60)
+        # Its own breaker: other tests' failures against the same dead address must not count.
+        model = OpenAICompatibleModel(
+            ClientConfig(base_url="http://127.0.0.1:9/v1", model="shopdesk-chat", connect_retries=0),
+            breaker=CircuitBreaker(threshold=3, cooldown=60),
+        )
         errors = []
         try:
             for _ in range(5):
