@@ -21,7 +21,7 @@ GPU_CAPACITY = [
         0.0159,
         "vLLM DeepSeek recipe, 8×H200, 1 request: TTFT 560 ms, 15.9 ms/token",
     ),
-    ("qwen3-30b-a3b-fp8", 3.3e9, 1, 4.8e12, None, "see the GPU section (measured on the lent H200)"),
+    ("qwen3-30b-a3b-fp8", 3.3e9, 1, 4.8e12, None, "not measured by the project yet"),
 ]
 
 
