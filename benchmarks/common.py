@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import subprocess
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,3 +101,19 @@ class Stopwatch:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+
+def wait_for_worker_health(port: int, process: subprocess.Popen[bytes], timeout: float) -> float:
+    """Seconds until the model worker on ``port`` answers /health; fails if it exits first."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"model worker exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("model worker did not become healthy")

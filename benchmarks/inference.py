@@ -14,33 +14,17 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from typing import Any
 
 import openai
 
-from benchmarks.common import PeakMemory, summary, write_result
+from benchmarks.common import PeakMemory, summary, wait_for_worker_health, write_result
 from stack.ports import free_port
 
 PROMPT = (
     "You are a customer-service assistant for an online home-goods shop. "
     "Explain to a customer, in a friendly way, how returns and refunds work, step by step."
 )
-
-
-def _wait_health(port: int, process: subprocess.Popen[bytes], timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"model worker exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                if response.status == 200:
-                    return time.monotonic() - started
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("model worker did not become healthy")
 
 
 async def _one_stream(client: openai.AsyncOpenAI, model: str, max_tokens: int) -> dict[str, float]:
@@ -112,7 +96,7 @@ def run_profile(profile: str, *, streams: int, max_tokens: int, repeats: int) ->
     )
     try:
         with PeakMemory(process.pid) as memory:
-            start_s = _wait_health(port, process, timeout=1800)
+            start_s = wait_for_worker_health(port, process, timeout=1800)
             result = asyncio.run(
                 _measure(
                     f"http://127.0.0.1:{port}/v1",

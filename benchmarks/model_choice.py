@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 import openai
 import psutil
 
-from benchmarks.common import PeakMemory, summary, write_result
+from benchmarks.common import PeakMemory, summary, wait_for_worker_health, write_result
 from stack.ports import port_is_free
 
 SYSTEM_PROMPT = (
@@ -162,21 +161,6 @@ def _pick_port(candidates: range) -> int:
         if port_is_free(port):
             return port
     raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
-
-
-def _wait_health(port: int, process: subprocess.Popen[bytes], timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"model worker exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return time.monotonic() - started
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("model worker did not become healthy")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -302,7 +286,7 @@ def run_profile(
             )
         try:
             with PeakMemory(process.pid) as memory:
-                start_s = _wait_health(port, process, timeout=1800)
+                start_s = wait_for_worker_health(port, process, timeout=1800)
                 print(f"[{profile}] healthy after {start_s:.0f}s", flush=True)
                 client = openai.OpenAI(
                     base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=900
@@ -321,7 +305,7 @@ def run_profile(
                             restarts.append(f"{type(error).__name__}: {error}")
                             print(f"[{profile}] request failed ({error}); waiting for the worker", flush=True)
                             time.sleep(5)
-                            _wait_health(port, process, timeout=1800)
+                            wait_for_worker_health(port, process, timeout=1800)
                     raise AssertionError("unreachable")
 
                 # Warm-up: the first request pays one-off costs that no customer question should carry.
