@@ -114,7 +114,35 @@ def _retrieval_section(result: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-SECTIONS = {"ingestion": _ingestion_section, "retrieval": _retrieval_section, "inference": _inference_section}
+def _model_choice_section(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Model choice for the CPU worker",
+        "",
+        f"Measured {result['machine']['date']} on {result['machine']['cpu_count']} cores: the demo questions with the "
+        f"{result['settings']['top_k']} best passages each, every profile in the same run. A hit is an answer containing "
+        "one of the question's expected strings; the raw answers are in `results/model_choice.json`.",
+        "",
+        "| profile | hits zh | hits en | hits when the right passage was retrieved | answered in the customer's language "
+        "| decode tok/s p50 | TTFT p50 / p95 | peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in result["profiles"]:
+        scores, speed = p["scores"], p["speed"]
+        lines.append(
+            f"| {p['profile']} | {scores['zh']['accuracy']:.2f} | {scores['en']['accuracy']:.2f} | "
+            f"{scores['all']['accuracy_when_retrieved']:.2f} | {scores['all']['language_match']:.2f} | "
+            f"{speed['decode_tok_s']['p50']:.1f} | {speed['ttft_s']['p50']:.1f} / {speed['ttft_s']['p95']:.1f} s | "
+            f"{p['peak_rss_gib']:.1f} GiB |"
+        )
+    return lines + [""]
+
+
+SECTIONS = {
+    "ingestion": _ingestion_section,
+    "retrieval": _retrieval_section,
+    "inference": _inference_section,
+    "model_choice": _model_choice_section,
+}
 
 
 def write_report() -> Path:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +44,7 @@ from inference.prepare import (
     Progress,
     exclusive_lock,
     file_sha256,
-    replace_dir,
+    staged_dir,
 )
 
 if TYPE_CHECKING:
@@ -388,9 +387,7 @@ def _build(
         if progress is not None:
             progress("tiny-moe", done, _PREPARE_STEPS)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    with staged_dir(out_dir) as work_dir:
         step(0)
         weights = _random_weights(params, seed)
         step(1)
@@ -425,8 +422,4 @@ def _build(
             "transformers_version": transformers.__version__,
         }
         (work_dir / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        replace_dir(work_dir, out_dir)
-        step(4)
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
+    step(4)

@@ -185,6 +185,23 @@ def replace_dir(source: Path, target: Path) -> None:
     shutil.rmtree(stale, ignore_errors=True)
 
 
+@contextmanager
+def staged_dir(out_dir: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``out_dir``; on success it replaces ``out_dir`` whole.
+
+    A crash or an interrupt leaves ``out_dir`` as it was (the temporary folder is removed), so a reader
+    never sees a half-written model. Write the completion marker last, inside the block.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        yield work_dir
+        replace_dir(work_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+
+
 def gguf_convert(
     *,
     gguf_path: Path,
@@ -216,9 +233,7 @@ def gguf_convert(
         if progress is not None:
             progress("convert", done, _CONVERT_STEPS)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    with staged_dir(out_dir) as work_dir:
         step(0)
         source_dir, source_name = str(gguf_path.parent), gguf_path.name
         tokenizer = AutoTokenizer.from_pretrained(source_dir, gguf_file=source_name)
@@ -245,11 +260,7 @@ def gguf_convert(
             transformers_version=transformers.__version__,
         )
         (work_dir / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        replace_dir(work_dir, out_dir)
-        step(4)
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
+    step(4)
     return out_dir
 
 
