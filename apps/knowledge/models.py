@@ -178,3 +178,27 @@ class LanguageCentroid(models.Model):
 
     def __str__(self) -> str:
         return f"{self.language} centroid of {self.knowledge_base_id}"
+
+
+class KnowledgeBaseApiKey(models.Model):
+    """A bearer key for the OpenAI-compatible endpoint that grants one knowledge base.
+
+    Only the sha256 of the key is stored (the key is a random 256-bit token, so a plain
+    hash is enough: nothing to brute-force); ``prefix`` (the key's first characters) is
+    kept to recognise and revoke a key without knowing it.
+    """
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["knowledge_base", "created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.knowledge_base_id})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePath
@@ -18,7 +19,7 @@ from django.utils import timezone
 from apps.core.logging import log_context
 from apps.knowledge.chunking import chunks_build
 from apps.knowledge.embedders import embedder_dimension, embedder_for
-from apps.knowledge.models import Chunk, Document, IngestionJob, KnowledgeBase
+from apps.knowledge.models import Chunk, Document, IngestionJob, KnowledgeBase, KnowledgeBaseApiKey
 from apps.knowledge.parsing import DocumentRejected, detect_format, document_parse
 from apps.knowledge.segmentation import segment_for_index
 
@@ -421,3 +422,67 @@ def ingestion_jobs_requeue_stale(*, older_than_seconds: int | None = None) -> li
     if stale:
         logger.warning("re-queued stale ingestion jobs", extra={"job_ids": stale})
     return stale
+
+
+# --- API keys of the OpenAI-compatible endpoint ---------------------------------------------
+
+API_KEY_PREFIX = "sdk_"  # recognisable in logs and by secret scanners
+API_KEY_DISPLAY_CHARS = 12  # "sdk_" + 8 random characters, kept to list and revoke keys
+API_KEY_TOUCH_SECONDS = 60  # last_used_at is updated at most this often per key
+
+
+def api_key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    api_key: KnowledgeBaseApiKey
+    key: str  # shown once; only its hash is stored
+
+
+def api_key_create(*, knowledge_base: KnowledgeBase, name: str = "") -> CreatedApiKey:
+    while True:
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        prefix = key[:API_KEY_DISPLAY_CHARS]
+        # 48 random bits in the prefix: a clash is next to impossible, but the prefix must stay unique.
+        if not KnowledgeBaseApiKey.objects.filter(prefix=prefix).exists():
+            break
+    api_key = KnowledgeBaseApiKey.objects.create(
+        knowledge_base=knowledge_base, name=name, prefix=prefix, key_hash=api_key_hash(key)
+    )
+    logger.info("api key created", extra={"knowledge_base": knowledge_base.slug, "key_prefix": prefix})
+    return CreatedApiKey(api_key=api_key, key=key)
+
+
+def api_key_revoke(*, prefix: str) -> KnowledgeBaseApiKey | None:
+    """Revoke the key shown as ``prefix``; None when there is no such key. Revoking twice
+    keeps the first revocation time."""
+    api_key = KnowledgeBaseApiKey.objects.filter(prefix=prefix).first()
+    if api_key is None:
+        return None
+    KnowledgeBaseApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    api_key.refresh_from_db()
+    logger.info("api key revoked", extra={"key_prefix": prefix})
+    return api_key
+
+
+async def api_key_authenticate(*, key: str) -> KnowledgeBaseApiKey | None:
+    """The live key presented as ``key`` with its knowledge base, or None (unknown or revoked).
+    Records when it was last used, at most once a minute, so a busy key costs one query."""
+    if not key.startswith(API_KEY_PREFIX):
+        return None
+    api_key = (
+        await KnowledgeBaseApiKey.objects.select_related("knowledge_base")
+        .filter(key_hash=api_key_hash(key), revoked_at__isnull=True)
+        .afirst()
+    )
+    if api_key is None:
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(seconds=API_KEY_TOUCH_SECONDS):
+        api_key.last_used_at = now
+        await KnowledgeBaseApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
+    return api_key
