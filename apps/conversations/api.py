@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -19,15 +19,14 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.ratelimit import allow
 from apps.conversations.services import (
     assistant_turn,
+    chat_model_from_settings,
     conversation_handoff_request,
     conversation_start,
     message_feedback_set,
     visitor_token_hash,
 )
+from apps.conversations.sse import event_stream_response
 from apps.knowledge.models import KnowledgeBase
-from inference.client import ClientConfig, OpenAICompatibleModel
-
-KEEPALIVE_SECONDS = 15
 
 
 def _error(status: int, detail: str) -> JsonResponse:
@@ -105,42 +104,6 @@ def _sse(event: dict[str, Any]) -> str:
     return f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
 
 
-async def _with_keepalive(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
-    """SSE frames, with a comment line while the model is silent so proxies keep the stream open.
-    When the visitor disconnects, Django cancels this iterator, and closing ``events``
-    closes the model worker's stream, which aborts the generation."""
-    iterator = events.__aiter__()
-    pending = asyncio.ensure_future(iterator.__anext__())
-    try:
-        while True:
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
-            if not done:
-                yield ": keep-alive\n\n"
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            yield _sse(event)
-            pending = asyncio.ensure_future(iterator.__anext__())
-    finally:
-        pending.cancel()
-        await events.aclose()  # type: ignore[attr-defined]
-
-
-def chat_model() -> OpenAICompatibleModel:
-    return OpenAICompatibleModel(
-        ClientConfig(
-            base_url=settings.LLM_BASE_URL,
-            api_key=settings.LLM_API_KEY,
-            model=settings.LLM_MODEL,
-            connect_timeout=settings.LLM_CONNECT_TIMEOUT,
-            first_token_timeout=settings.LLM_FIRST_TOKEN_TIMEOUT,
-            total_timeout=settings.LLM_TOTAL_TIMEOUT,
-        )
-    )
-
-
 @csrf_exempt
 @require_http_methods(["POST"])
 async def conversation_message_send(request: HttpRequest, conversation_id: int) -> HttpResponse:
@@ -160,21 +123,18 @@ async def conversation_message_send(request: HttpRequest, conversation_id: int) 
     if not await allow(key=f"ip:{_client_ip(request)}", limit=settings.CHAT_MESSAGES_PER_IP_PER_MINUTE):
         return _error(429, "too many messages from your network; please wait a moment")
 
-    model = chat_model()
+    model = chat_model_from_settings()
 
-    async def events() -> AsyncIterator[dict[str, Any]]:
+    async def frames() -> AsyncIterator[str]:
+        turn = assistant_turn(conversation_id=conversation.pk, text=text, chat_model=model)
         try:
-            async for event in assistant_turn(conversation_id=conversation.pk, text=text, chat_model=model):
-                yield event
+            async for event in turn:
+                yield _sse(event)
         finally:
+            await turn.aclose()
             await model.close()
 
-    response = StreamingHttpResponse(
-        _with_keepalive(events()), content_type="text/event-stream; charset=utf-8"
-    )
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    return response
+    return event_stream_response(frames())
 
 
 @csrf_exempt

@@ -1,5 +1,11 @@
-"""One assistant turn: escalation cues, retrieval, a prompt with passages as data,
-the model's streamed answer, citations, and everything stored.
+"""The assistant: escalation cues, retrieval, a prompt with passages as data, the model's
+streamed answer, citations, and everything stored.
+
+``assistant_answer`` is the pipeline itself and stores nothing: it takes a knowledge base,
+the earlier messages and the question, and yields the answer as events. Its callers own
+persistence, in one place each: ``assistant_turn`` for the widget (a stored conversation
+whose status follows the answer) and ``assistant_api_turn`` for the OpenAI-compatible
+endpoint (one closed conversation per call); ``kb_eval --answers`` stores nothing.
 
 The application decides, the model helps: asking for a person, weak retrieval and
 an unreachable model are handled by rules, not by the model's judgement.
@@ -12,18 +18,26 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 
 from apps.conversations import prompting
 from apps.conversations.models import Conversation, Message
 from apps.core.logging import log_context
 from apps.knowledge.models import KnowledgeBase
 from apps.knowledge.selectors import SearchHit, kb_search
-from inference.client import ChatModel, LLMError, StreamEnd, TextDelta
+from inference.client import (
+    ChatModel,
+    ClientConfig,
+    LLMError,
+    OpenAICompatibleModel,
+    StreamEnd,
+    TextDelta,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +60,80 @@ def conversation_start(*, knowledge_base: KnowledgeBase, language: str = "en") -
     return StartedConversation(conversation=conversation, visitor_token=token)
 
 
+def chat_model_from_settings() -> OpenAICompatibleModel:
+    """The model worker named by ``LLM_BASE_URL`` / ``LLM_MODEL``; close it when done."""
+    return OpenAICompatibleModel(
+        ClientConfig(
+            base_url=settings.LLM_BASE_URL,
+            api_key=settings.LLM_API_KEY,
+            model=settings.LLM_MODEL,
+            connect_timeout=settings.LLM_CONNECT_TIMEOUT,
+            first_token_timeout=settings.LLM_FIRST_TOKEN_TIMEOUT,
+            total_timeout=settings.LLM_TOTAL_TIMEOUT,
+        )
+    )
+
+
+# --- The pipeline (stores nothing) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    max_tokens: int
+
+    @classmethod
+    def from_settings(cls) -> Sampling:
+        return cls(
+            temperature=settings.CHAT_TEMPERATURE,
+            top_p=settings.CHAT_TOP_P,
+            max_tokens=settings.CHAT_MAX_TOKENS,
+        )
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The assistant's whole answer, as it is stored and shown."""
+
+    text: str
+    # "answered", "low_confidence", "asked_for_person" or "model_unavailable".
+    outcome: str
+    language: str
+    # The assistant offered a person for a reason a person should act on (asked for, or the
+    # documents do not answer); a widget conversation then waits for an agent.
+    escalate: bool = False
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str = "stop"
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_ms: int | None = None
+    latency_ms: int | None = None
+
+    def message_fields(self) -> dict[str, Any]:
+        """The fields of the assistant's stored ``Message``."""
+        fields = asdict(self)
+        for name in ("language", "escalate", "finish_reason"):
+            del fields[name]
+        return fields
+
+
+AnswerEvent = AnswerDelta | Answer
+
+
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[dict[str, str]]
+    passages: list[prompting.Passage]
+    language: str
+
+
 def _passages(hits: list[SearchHit]) -> list[prompting.Passage]:
     return [
         prompting.Passage(
@@ -53,6 +141,94 @@ def _passages(hits: list[SearchHit]) -> list[prompting.Passage]:
         )
         for n, hit in enumerate(hits, start=1)
     ]
+
+
+async def assistant_prompt(
+    *, knowledge_base: KnowledgeBase, history: list[tuple[str, str]], question: str
+) -> Prompt | Answer:
+    """The messages the model gets for ``question``, or the answer itself when a rule decides
+    (a request for a person, or no passage close enough). ``history`` is (role, text) oldest
+    first, role "user" or "assistant"."""
+    language = prompting.detect_language(question)
+    if prompting.wants_person(question):
+        return Answer(
+            text=prompting.HANDOFF[language], outcome="asked_for_person", language=language, escalate=True
+        )
+    hits = await sync_to_async(kb_search)(
+        knowledge_base=knowledge_base, query=question, k=settings.CHAT_PASSAGES
+    )
+    best = max((hit.similarity or 0.0 for hit in hits), default=0.0)
+    if best < settings.CHAT_MIN_SIMILARITY:
+        logger.info("low retrieval confidence", extra={"best_similarity": best})
+        return Answer(
+            text=prompting.I_DONT_KNOW[language], outcome="low_confidence", language=language, escalate=True
+        )
+    passages = _passages(hits)
+    messages = prompting.build_messages(
+        system_prompt=knowledge_base.system_prompt,
+        passages=passages,
+        history=history,
+        question=question,
+        language=language,
+    )
+    return Prompt(messages=messages, passages=passages, language=language)
+
+
+async def assistant_answer(
+    *,
+    knowledge_base: KnowledgeBase,
+    history: list[tuple[str, str]],
+    question: str,
+    chat_model: ChatModel,
+    sampling: Sampling | None = None,
+) -> AsyncIterator[AnswerEvent]:
+    """Yield the answer to ``question`` as ``AnswerDelta`` events while the model streams,
+    then one ``Answer``. Closing the iterator closes the model worker's stream, which aborts
+    the generation."""
+    prompt = await assistant_prompt(knowledge_base=knowledge_base, history=history, question=question)
+    if isinstance(prompt, Answer):
+        yield prompt
+        return
+    sampling = sampling or Sampling.from_settings()
+    parts: list[str] = []
+    end: StreamEnd | None = None
+    started = time.monotonic()
+    try:
+        async for event in chat_model.stream(
+            prompt.messages,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+        ):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+                yield AnswerDelta(event.text)
+            else:
+                end = event
+    except LLMError as exc:
+        logger.warning("model worker failed during a turn", extra={"error": str(exc)})
+        yield Answer(
+            text=prompting.MODEL_UNAVAILABLE[prompt.language],
+            outcome="model_unavailable",
+            language=prompt.language,
+        )
+        return
+    text = "".join(parts).strip()
+    yield Answer(
+        text=text,
+        outcome="answered",
+        language=prompt.language,
+        citations=prompting.citations_for(text, prompt.passages),
+        finish_reason=(end.finish_reason if end else None) or "stop",
+        model=settings.LLM_MODEL,
+        prompt_tokens=end.usage.prompt_tokens if end else 0,
+        completion_tokens=end.usage.completion_tokens if end else 0,
+        first_token_ms=round(end.first_token_s * 1000) if end and end.first_token_s else None,
+        latency_ms=round((time.monotonic() - started) * 1000),
+    )
+
+
+# --- The widget: a stored conversation -----------------------------------------------------
 
 
 async def _history(conversation: Conversation, *, before: Message) -> list[tuple[str, str]]:
@@ -63,17 +239,6 @@ async def _history(conversation: Conversation, *, before: Message) -> list[tuple
         .order_by("-pk")[: settings.CHAT_HISTORY_MESSAGES]
     ]
     return [("user" if m.role == Message.Role.CUSTOMER else "assistant", m.text) for m in reversed(rows)]
-
-
-async def _reply(
-    conversation: Conversation, text: str, *, outcome: str, status: str | None = None, **fields: Any
-) -> Message:
-    if status and status != conversation.status:
-        conversation.status = status
-        await conversation.asave(update_fields=["status", "updated_at"])
-    return await Message.objects.acreate(
-        conversation=conversation, role=Message.Role.ASSISTANT, text=text, outcome=outcome, **fields
-    )
 
 
 async def assistant_turn(
@@ -87,75 +252,26 @@ async def assistant_turn(
         customer_message = await Message.objects.acreate(
             conversation=conversation, role=Message.Role.CUSTOMER, text=text
         )
-        language = prompting.detect_language(text)
         if conversation.status in (Conversation.Status.WAITING_FOR_AGENT, Conversation.Status.AGENT):
             # A person owns (or is about to own) the conversation: the bot stays silent.
             yield {"type": "queued", "status": conversation.status}
             return
-        if prompting.wants_person(text):
-            reply = await _reply(
-                conversation, prompting.HANDOFF[language], outcome="asked_for_person",
-                status=Conversation.Status.WAITING_FOR_AGENT,
-            )  # fmt: skip
-            yield _message_event(reply, conversation)
-            return
-
-        hits = await sync_to_async(kb_search)(
-            knowledge_base=conversation.knowledge_base, query=text, k=settings.CHAT_PASSAGES
-        )
-        best = max((hit.similarity or 0.0 for hit in hits), default=0.0)
-        if best < settings.CHAT_MIN_SIMILARITY:
-            logger.info("low retrieval confidence", extra={"best_similarity": best})
-            reply = await _reply(
-                conversation, prompting.I_DONT_KNOW[language], outcome="low_confidence",
-                status=Conversation.Status.WAITING_FOR_AGENT,
-            )  # fmt: skip
-            yield _message_event(reply, conversation)
-            return
-
-        passages = _passages(hits)
-        messages = prompting.build_messages(
-            system_prompt=conversation.knowledge_base.system_prompt,
-            passages=passages,
+        async for event in assistant_answer(
+            knowledge_base=conversation.knowledge_base,
             history=await _history(conversation, before=customer_message),
             question=text,
-            language=language,
-        )
-        parts: list[str] = []
-        end: StreamEnd | None = None
-        started = time.monotonic()
-        try:
-            async for event in chat_model.stream(
-                messages,
-                temperature=settings.CHAT_TEMPERATURE,
-                top_p=settings.CHAT_TOP_P,
-                max_tokens=settings.CHAT_MAX_TOKENS,
-            ):
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                    yield {"type": "delta", "text": event.text}
-                else:
-                    end = event
-        except LLMError as exc:
-            logger.warning("model worker failed during a turn", extra={"error": str(exc)})
-            reply = await _reply(
-                conversation, prompting.MODEL_UNAVAILABLE[language], outcome="model_unavailable"
+            chat_model=chat_model,
+        ):
+            if isinstance(event, AnswerDelta):
+                yield {"type": "delta", "text": event.text}
+                continue
+            if event.escalate and conversation.status != Conversation.Status.WAITING_FOR_AGENT:
+                conversation.status = Conversation.Status.WAITING_FOR_AGENT
+                await conversation.asave(update_fields=["status", "updated_at"])
+            reply = await Message.objects.acreate(
+                conversation=conversation, role=Message.Role.ASSISTANT, **event.message_fields()
             )
             yield _message_event(reply, conversation)
-            return
-        answer = "".join(parts).strip()
-        reply = await _reply(
-            conversation,
-            answer,
-            outcome="answered",
-            citations=prompting.citations_for(answer, passages),
-            model=settings.LLM_MODEL,
-            prompt_tokens=end.usage.prompt_tokens if end else 0,
-            completion_tokens=end.usage.completion_tokens if end else 0,
-            first_token_ms=round(end.first_token_s * 1000) if end and end.first_token_s else None,
-            latency_ms=round((time.monotonic() - started) * 1000),
-        )
-        yield _message_event(reply, conversation)
 
 
 def _message_event(message: Message, conversation: Conversation) -> dict[str, Any]:
@@ -167,6 +283,62 @@ def _message_event(message: Message, conversation: Conversation) -> dict[str, An
         "outcome": message.outcome,
         "conversation_status": conversation.status,
     }
+
+
+# --- The OpenAI-compatible endpoint: one closed conversation per call ----------------------
+
+
+def api_visitor_label(key_prefix: str) -> str:
+    """What an API call's conversation holds instead of a visitor token hash. It contains ':'
+    and so never equals a sha256 hex digest: no widget token can open these conversations."""
+    return f"api:{key_prefix}"
+
+
+def _api_exchange_store(
+    *, knowledge_base: KnowledgeBase, key_prefix: str, question: str, answer: Answer
+) -> Conversation:
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            knowledge_base=knowledge_base,
+            visitor_token_hash=api_visitor_label(key_prefix),
+            language=answer.language,
+            # Nobody can reply to an API client later: a record, never in an agent's queue.
+            status=Conversation.Status.CLOSED,
+        )
+        Message.objects.bulk_create(
+            [
+                Message(conversation=conversation, role=Message.Role.CUSTOMER, text=question),
+                Message(conversation=conversation, role=Message.Role.ASSISTANT, **answer.message_fields()),
+            ]
+        )
+    return conversation
+
+
+async def assistant_api_turn(
+    *,
+    knowledge_base: KnowledgeBase,
+    key_prefix: str,
+    history: list[tuple[str, str]],
+    question: str,
+    chat_model: ChatModel,
+    sampling: Sampling | None = None,
+) -> AsyncIterator[AnswerEvent]:
+    """``assistant_answer`` for an API call, stored once the answer is complete (nothing is
+    written before the first token; a call the client abandoned leaves no record). The client
+    sends the history with every call, so only this call's question and answer are stored."""
+    async for event in assistant_answer(
+        knowledge_base=knowledge_base,
+        history=history,
+        question=question,
+        chat_model=chat_model,
+        sampling=sampling,
+    ):
+        if isinstance(event, Answer):
+            conversation = await sync_to_async(_api_exchange_store)(
+                knowledge_base=knowledge_base, key_prefix=key_prefix, question=question, answer=event
+            )
+            logger.info("api answer", extra={"conversation_id": conversation.pk, "outcome": event.outcome})
+        yield event
 
 
 def conversation_handoff_request(*, conversation: Conversation) -> Message | None:
