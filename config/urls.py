@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("apps.knowledge.urls")),
     path("api/widget/", include("apps.conversations.urls")),
+    path("v1/", include("apps.conversations.openai_urls")),
     path("widget.js", conversation_views.widget_js, name="widget-js"),
     path("demo/", conversation_views.demo_shop, name="demo-shop"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
