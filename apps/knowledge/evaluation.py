@@ -106,3 +106,66 @@ def retrieval_evaluate(
         if rank != 1:
             report.misses.append(Miss(question=question, got=ranked[:3]))
     return report
+
+
+# --- Answers ---------------------------------------------------------------------------------
+
+
+def answer_is_hit(answer: str, expected_any: Iterable[str]) -> bool:
+    """An answer is a hit when it contains at least one of the expected strings (any case)."""
+    lowered = answer.lower()
+    return any(str(expected).lower() in lowered for expected in expected_any)
+
+
+@dataclass
+class AnswerScores:
+    count: int = 0
+    hits: int = 0
+
+    def add(self, hit: bool) -> None:
+        self.count += 1
+        self.hits += hit
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"questions": self.count, "hit_rate": round(self.hits / max(self.count, 1), 4)}
+
+
+@dataclass
+class AnswerReport:
+    overall: AnswerScores = field(default_factory=AnswerScores)
+    by_language: dict[str, AnswerScores] = field(default_factory=lambda: defaultdict(AnswerScores))
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    misses: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "overall": self.overall.as_dict(),
+            "by_language": {lang: scores.as_dict() for lang, scores in sorted(self.by_language.items())},
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "misses": self.misses,
+        }
+
+
+@dataclass(frozen=True)
+class AssistantAnswer:
+    text: str
+    outcome: str
+
+
+def answers_evaluate(questions: Iterable[Question], answers: Iterable[AssistantAnswer]) -> AnswerReport:
+    """Score the assistant's ``answers`` (one per question, same order) against each question's
+    ``any`` list. Questions without one are not scored."""
+    report = AnswerReport()
+    for question, answer in zip(questions, answers, strict=True):
+        expected = question.extra.get("any")
+        if not expected:
+            continue
+        hit = answer_is_hit(answer.text, expected)
+        report.overall.add(hit)
+        report.by_language[question.language].add(hit)
+        report.outcomes[answer.outcome] += 1
+        if not hit:
+            report.misses.append(
+                {"q": question.q, "any": expected, "answer": answer.text, "outcome": answer.outcome}
+            )
+    return report
