@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.knowledge",
     "apps.conversations",
+    "apps.orders",
 ]
 
 MIDDLEWARE = [
@@ -201,3 +202,20 @@ LLM_FIRST_TOKEN_TIMEOUT = env_float("LLM_FIRST_TOKEN_TIMEOUT", 30.0)
 LLM_TOTAL_TIMEOUT = env_float("LLM_TOTAL_TIMEOUT", 180.0)
 # Origins whose pages may embed the widget ("*": any shop page).
 WIDGET_ALLOWED_ORIGINS = env_list("WIDGET_ALLOWED_ORIGINS", ["*"])
+
+# --- Orders and logistics -----------------------------------------------------------
+# The carrier tracking API (the sandbox carrier under ``make run`` and in tests).
+CARRIER_API_BASE_URL = env_str("CARRIER_API_BASE_URL")
+CARRIER_API_KEY = env_str("CARRIER_API_KEY", "")
+# Per attempt; a lookup takes at most (retries + 1) x timeout plus the backoff between tries.
+CARRIER_TIMEOUT_SECONDS = env_float("CARRIER_TIMEOUT_SECONDS", 5.0)
+# Extra attempts after connection errors, timeouts and 5xx answers (nothing else is retried).
+CARRIER_MAX_RETRIES = env_int("CARRIER_MAX_RETRIES", 2)
+CARRIER_RETRY_BACKOFF_SECONDS = env_float("CARRIER_RETRY_BACKOFF_SECONDS", 0.5)
+# Anomaly rules (apps/orders/anomalies.py); drop a code from the list to switch its rule off.
+ORDERS_ANOMALY_RULES = env_list(
+    "ORDERS_ANOMALY_RULES",
+    ["stale_in_transit", "exception", "lost", "past_promised_date", "returned_to_sender"],
+)
+ORDERS_STALE_SCAN_HOURS = env_float("ORDERS_STALE_SCAN_HOURS", 72.0)
+ORDERS_LATE_GRACE_DAYS = env_int("ORDERS_LATE_GRACE_DAYS", 0)

@@ -19,6 +19,8 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 REDIS_URL = env_secret("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
 LLM_BASE_URL = env_secret("LLM_BASE_URL")
+CARRIER_API_BASE_URL = env_secret("CARRIER_API_BASE_URL")
+CARRIER_API_KEY = env_secret("CARRIER_API_KEY")
 
 # TLS terminates at the reverse proxy, which sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -17,6 +17,10 @@ DATABASES = {"default": database_from_url(DATABASE_URL)} if DATABASE_URL else {}
 REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL
 LLM_BASE_URL = env_str("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+# Tests that talk to a carrier point these at the sandbox carrier process (tests/conftest.py).
+CARRIER_API_BASE_URL = env_str("CARRIER_API_BASE_URL", "http://127.0.0.1:9")
+CARRIER_API_KEY = env_str("CARRIER_API_KEY", "test-carrier-key")
+CARRIER_RETRY_BACKOFF_SECONDS = 0.05
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOG_FORMAT = "plain"
 LOGGING["handlers"]["console"]["formatter"] = "plain"  # noqa: F405

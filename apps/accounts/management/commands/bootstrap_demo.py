@@ -1,4 +1,5 @@
-"""Create what a fresh local install needs to be tried: the demo staff accounts and the demo knowledge base.
+"""Create what a fresh local install needs to be tried: the demo staff accounts, the demo knowledge base
+and the demo shop's orders.
 
 Passwords come from DEMO_ADMIN_PASSWORD / DEMO_AGENT_PASSWORD, or are generated
 and printed once, when the account is created.
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand
 from apps.accounts.roles import Role
 from apps.accounts.services import staff_user_ensure
 from apps.knowledge.demo import demo_knowledge_base_load
+from apps.orders.demo import demo_orders_load
 
 DEMO_ACCOUNTS = (
     ("demo-admin", Role.ADMIN, "DEMO_ADMIN_PASSWORD"),
@@ -21,7 +23,10 @@ DEMO_ACCOUNTS = (
 
 
 class Command(BaseCommand):
-    help = "Create the demo accounts and queue the demo knowledge base's documents (idempotent)."
+    help = (
+        "Create the demo accounts, queue the demo knowledge base's documents and load the demo orders "
+        "(idempotent)."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         for username, role, variable in DEMO_ACCOUNTS:
@@ -43,4 +48,8 @@ class Command(BaseCommand):
         queued = sum(result.queued for result in results)
         self.stdout.write(
             f"demo knowledge base {knowledge_base.slug!r}: {len(results)} documents, {queued} queued for ingestion"
+        )
+        orders = demo_orders_load()
+        self.stdout.write(
+            f"demo orders: {orders.customers} customers, {orders.orders} orders, {orders.shipments} shipments"
         )
