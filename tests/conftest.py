@@ -4,6 +4,7 @@ import os
 import sys
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,29 @@ def browser():
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@dataclass(frozen=True)
+class SandboxCarrier:
+    base_url: str
+    api_key: str
+    process: ManagedProcess
+
+
+@pytest.fixture(scope="session")
+def sandbox_carrier(log_dir: Path) -> Iterator[SandboxCarrier]:
+    """The sandbox carrier (apps/orders/sandbox_carrier.py) as a real process with the demo data's
+    tracking numbers, on a free port, shared by the session."""
+    port = free_port()
+    api_key = "test-carrier-key"
+    process = start_process(
+        "sandbox-carrier",
+        [sys.executable, "-m", "apps.orders.sandbox_carrier", "--port", str(port)],
+        env={"CARRIER_SANDBOX_API_KEY": api_key},
+        log_dir=log_dir,
+    )
+    wait_for(
+        "sandbox carrier", lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=30, process=process
+    )
+    yield SandboxCarrier(base_url=f"http://127.0.0.1:{port}", api_key=api_key, process=process)
+    process.stop()

@@ -15,7 +15,7 @@ def _manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     clean = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "LLM_", "DATABASE_", "REDIS_"))
+        if not key.startswith(("DJANGO_", "LLM_", "DATABASE_", "REDIS_", "CARRIER_"))
     }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -33,6 +33,8 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://shopdesk:secret@db.internal:5432/shopdesk",
     "REDIS_URL": "redis://redis.internal:6379/0",
     "LLM_BASE_URL": "http://model.internal:8000/v1",
+    "CARRIER_API_BASE_URL": "https://tracking.carrier.example",
+    "CARRIER_API_KEY": secrets.token_urlsafe(32),
 }
 
 
