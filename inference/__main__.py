@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -23,8 +24,14 @@ def main() -> int:
         if name != "prepare":
             sub.add_argument("--host", default="127.0.0.1")
             sub.add_argument("--port", type=int, default=8011)
-        if name == "command":
             sub.add_argument("--model", help="model path or id (default: the profile's own)")
+            sub.add_argument(
+                "--set",
+                action="append",
+                default=[],
+                metavar="NAME=VALUE",
+                help="override an engine setting of the profile, e.g. --set tensor_parallel_size=2",
+            )
     commands.add_parser("profiles", help="list the profiles")
     args = parser.parse_args()
 
@@ -34,6 +41,8 @@ def main() -> int:
         return 0
     try:
         profile = profiles.load(args.profile)
+        if args.command != "prepare":
+            profile = profiles.with_overrides(profile, _engine_overrides(args.set))
     except profiles.ProfileError as exc:
         parser.error(str(exc))
     if args.command == "prepare":
@@ -43,7 +52,20 @@ def main() -> int:
         model = args.model or (profile.source.get("model") or "<prepared model folder>")
         print(shlex.join(profiles.vllm_command(profile, model=model, host=args.host, port=args.port)))
         return 0
-    return serve(profile, host=args.host, port=args.port)
+    return serve(profile, host=args.host, port=args.port, model=args.model)
+
+
+def _engine_overrides(settings: list[str]) -> dict[str, str]:
+    """``TENSOR_PARALLEL_SIZE`` from the environment (a deploy sets it from the GPU count), then ``--set``."""
+    overrides = {}
+    if os.environ.get("TENSOR_PARALLEL_SIZE"):
+        overrides["tensor_parallel_size"] = os.environ["TENSOR_PARALLEL_SIZE"]
+    for setting in settings:
+        name, separator, value = setting.partition("=")
+        if not separator:
+            raise profiles.ProfileError(f"--set takes NAME=VALUE, not {setting!r}")
+        overrides[name.strip()] = value
+    return overrides
 
 
 if __name__ == "__main__":

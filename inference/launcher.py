@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -98,8 +99,13 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def serve(profile: Profile, *, host: str, port: int) -> int:
-    model = model_path_for(profile)
+def serve(profile: Profile, *, host: str, port: int, model: str | None = None) -> int:
+    """Run the profile's vLLM worker until SIGINT/SIGTERM, restarting it after a crash.
+
+    ``model`` (or ``MODEL_PATH``) serves a local folder instead of the profile's own source, for
+    weights downloaded ahead of time; ``VLLM_EXTRA_ARGS`` appends flags to vLLM's command line.
+    """
+    model = model or os.environ.get("MODEL_PATH") or model_path_for(profile)
     command = vllm_command(
         profile,
         model=model,
@@ -111,7 +117,7 @@ def serve(profile: Profile, *, host: str, port: int) -> int:
             float(os.environ["GPU_MEMORY_UTILIZATION"]) if os.environ.get("GPU_MEMORY_UTILIZATION") else None
         ),
         python=sys.executable,
-    )
+    ) + shlex.split(os.environ.get("VLLM_EXTRA_ARGS", ""))
     env = {**os.environ, **engine_env(profile)}
     stop = threading.Event()
     current: list[subprocess.Popen[bytes]] = []

@@ -9,6 +9,8 @@ come from one source.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -40,7 +42,12 @@ class Engine:
     structured_outputs_backend: str | None = None
     kv_cache_dtype: str | None = None
     max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
     enable_prefix_caching: bool | None = None
+    # vLLM's --moe-backend (triton, deep_gemm, cutlass, flashinfer_cutlass, …); unset lets vLLM choose.
+    moe_backend: str | None = None
+    # vLLM's --compilation-config, e.g. {"cudagraph_capture_sizes": [1, 2, 4, 8]}.
+    compilation_config: dict[str, Any] | None = None
     extra_args: tuple[str, ...] = ()
 
 
@@ -84,6 +91,44 @@ def load(name: str) -> Profile:
         )
     except (KeyError, TypeError) as exc:
         raise ProfileError(f"profile {name!r} is malformed: {exc}") from exc
+
+
+def with_overrides(profile: Profile, overrides: dict[str, str]) -> Profile:
+    """The profile with engine fields replaced from ``name=value`` strings (command line or environment),
+    each value parsed as the field's type: ``{"tensor_parallel_size": "2", "enable_expert_parallel": "true"}``."""
+    if not overrides:
+        return profile
+    fields = {f.name: f for f in dataclasses.fields(Engine)}
+    changes: dict[str, Any] = {}
+    for name, raw in overrides.items():
+        if name not in fields or name == "extra_args":
+            raise ProfileError(f"unknown engine setting {name!r}; one of: {', '.join(sorted(fields))}")
+        default = getattr(Engine(), name)
+        changes[name] = _parse_setting(name, raw, fields[name].type, default)
+    return dataclasses.replace(profile, engine=dataclasses.replace(profile.engine, **changes))
+
+
+def _parse_setting(name: str, raw: str, annotation: Any, default: Any) -> Any:
+    text = str(annotation)
+    if raw.lower() in ("", "none", "null") and "None" in text:
+        return None
+    try:
+        if text.startswith("bool"):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("float"):
+            return float(raw)
+        if text.startswith("dict"):
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError(raw)
+            return value
+    except ValueError as exc:
+        raise ProfileError(f"engine setting {name}: cannot read {raw!r} as {text}") from exc
+    return raw
 
 
 def per_rank_cores(cores: int, ranks: int) -> str:
@@ -165,6 +210,12 @@ def vllm_command(
         command += ["--gpu-memory-utilization", str(memory_fraction)]
     if engine.max_num_seqs:
         command += ["--max-num-seqs", str(engine.max_num_seqs)]
+    if engine.max_num_batched_tokens:
+        command += ["--max-num-batched-tokens", str(engine.max_num_batched_tokens)]
+    if engine.moe_backend:
+        command += ["--moe-backend", engine.moe_backend]
+    if engine.compilation_config:
+        command += ["--compilation-config", json.dumps(engine.compilation_config, separators=(",", ":"))]
     if engine.enable_prefix_caching is not None:
         command.append(
             "--enable-prefix-caching" if engine.enable_prefix_caching else "--no-enable-prefix-caching"

@@ -1,0 +1,490 @@
+"""The GPU profiles on a real GPU host, measured with the project's own launcher and benchmark.
+
+Two steps:
+
+* ``python -m benchmarks.gpu_run prepare OUT_DIR`` (here, with the CPU model prepared) writes the model
+  folders the run needs: the published configurations in ``benchmarks/gpu/models/`` plus a tokenizer
+  taken from the bundled Qwen2.5 model. Weights are not needed: vLLM's ``--load-format dummy``
+  initialises random weights of the right shapes, which is what speed depends on.
+* ``python -m benchmarks.gpu_run run --models DIR --out DIR`` (on the GPU host, vLLM installed) starts
+  each variant with ``python -m inference serve --profile … --set …`` — the same launcher ``make run``
+  uses — checks it answers through the project's client (streaming and a JSON-schema ``decide``),
+  and measures it with :func:`benchmarks.inference.measure_levels` at several concurrency levels.
+  Results go to ``OUT/gpu.json`` after every step, so a run cut short keeps what it measured.
+
+Every variant is one entry of ``PLAN``; servers of one phase run side by side on different GPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CONFIGS = HERE / "gpu" / "models"
+LEVELS = [1, 16, 64, 256]
+MAX_TOKENS = 128
+# NVLink multicast stays off on shared hosts (it can take the host's GPUs out of service).
+SAFE_NCCL = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+# Graph sizes for decode batches up to 256: capturing fewer sizes starts faster than vLLM's default list.
+CAPTURE_SIZES = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256]
+
+
+@dataclass
+class Variant:
+    name: str
+    profile: str
+    model: str  # folder name under --models
+    gpus: str  # CUDA_VISIBLE_DEVICES
+    settings: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    levels: list[int] = field(default_factory=lambda: list(LEVELS))
+    checks: bool = False  # client checks: streaming + JSON-schema decide
+    replicas: list[str] = field(default_factory=list)  # extra GPUs serving the same variant (data parallel)
+
+
+TUNED = {
+    "max_num_seqs": "256",
+    "max_num_batched_tokens": "16384",
+    "compilation_config": json.dumps({"cudagraph_capture_sizes": CAPTURE_SIZES}),
+}
+DEEPSEEK = {
+    # Multi-GPU sizes of the deepseek-v3-fp8 profile don't apply to one GPU; everything else does.
+    "tensor_parallel_size": "1",
+    "enable_expert_parallel": "false",
+    "max_model_len": "8192",
+    "chat_template": "none",
+    "compilation_config": json.dumps({"cudagraph_capture_sizes": [1, 2, 4, 8, 16, 32, 64]}),
+}
+# Phases run in order; the variants of one phase start together (each on its own GPUs).
+PLAN: list[list[Variant]] = [
+    [
+        Variant("qwen3-tp1-profile", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "0", checks=True),
+        Variant("qwen3-tp1-tuned", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "1", settings=TUNED),
+    ],
+    [
+        Variant(
+            "deepseek-v3-8-layers-tp1",
+            "deepseek-v3-fp8",
+            "deepseek-v3-8-layers",
+            "0",
+            settings=DEEPSEEK,
+            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
+            levels=[1, 1, 16],
+            checks=True,
+        ),
+        Variant(
+            "deepseek-v3-5-layers-tp1",
+            "deepseek-v3-fp8",
+            "deepseek-v3-5-layers",
+            "1",
+            settings=DEEPSEEK,
+            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
+            levels=[1, 1, 16],
+        ),
+    ],
+    [
+        Variant(
+            "qwen3-dp2-tuned",
+            "qwen3-30b-a3b-fp8",
+            "qwen3-30b-a3b-fp8",
+            "0",
+            settings=TUNED,
+            replicas=["1"],
+        )
+    ],
+    [
+        Variant(
+            "qwen3-tp2-tuned",
+            "qwen3-30b-a3b-fp8",
+            "qwen3-30b-a3b-fp8",
+            "0,1",
+            settings={**TUNED, "tensor_parallel_size": "2"},
+        )
+    ],
+    [
+        Variant(
+            "qwen3-tp2-ep-tuned",
+            "qwen3-30b-a3b-fp8",
+            "qwen3-30b-a3b-fp8",
+            "0,1",
+            settings={**TUNED, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
+        )
+    ],
+    [
+        Variant(
+            "deepseek-v3-8-layers-tp2-ep",
+            "deepseek-v3-fp8",
+            "deepseek-v3-8-layers",
+            "0,1",
+            settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
+            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
+            levels=[1, 1, 16],
+        )
+    ],
+]
+
+
+# ---------------------------------------------------------------- prepare (here)
+
+
+# Qwen3's extra tokens in the padding slots Qwen3 uses for them (vLLM's qwen3 reasoning parser needs
+# <think>), then DeepSeek-V3's tool-call markers in later padding slots (its deepseek_v3 tool parser needs them).
+EXTRA_TOKENS = {
+    151665: "<tool_response>",
+    151666: "</tool_response>",
+    151667: "<think>",
+    151668: "</think>",
+    151669: "<｜tool▁calls▁begin｜>",
+    151670: "<｜tool▁calls▁end｜>",
+    151671: "<｜tool▁call▁begin｜>",
+    151672: "<｜tool▁call▁end｜>",
+    151673: "<｜tool▁sep｜>",
+}
+
+
+def _tokenizer_with_extra_tokens(source: Path, target: Path) -> None:
+    """The bundled Qwen2.5 tokenizer with :data:`EXTRA_TOKENS` in place of its padding placeholders."""
+    data = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = data["model"]["vocab"]
+    by_id = {token_id: token for token, token_id in vocab.items()}
+    for token_id, content in EXTRA_TOKENS.items():
+        placeholder = by_id.get(token_id)
+        if placeholder is not None and placeholder != content:
+            del vocab[placeholder]
+        vocab[content] = token_id
+        data["added_tokens"].append(
+            {
+                "id": token_id,
+                "content": content,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": False,
+            }
+        )
+    (target / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    for name in ("tokenizer_config.json", "chat_template.jinja"):
+        shutil.copyfile(source / name, target / name)
+
+
+def prepare(out_dir: Path) -> None:
+    from inference.launcher import model_path_for
+    from inference.profiles import load
+
+    tokenizer_source = Path(model_path_for(load("cpu-dev")))
+    qwen = json.loads((CONFIGS / "qwen3-30b-a3b-fp8.json").read_text())
+    deepseek = json.loads((CONFIGS / "deepseek-v3-8-layers.json").read_text())
+    # The stand-in tokenizer's ids reach 151,935: the embedding must cover them (DeepSeek's own is 129,280).
+    deepseek["vocab_size"] = 151936
+    models = {
+        "qwen3-30b-a3b-fp8": qwen,
+        "deepseek-v3-8-layers": deepseek,
+        # 3 dense + 2 MoE layers: with the 8-layer run this gives the time of one MoE layer.
+        "deepseek-v3-5-layers": {**deepseek, "num_hidden_layers": 5},
+    }
+    for name, config in models.items():
+        folder = out_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+        _tokenizer_with_extra_tokens(tokenizer_source, folder)
+        eos = [config["eos_token_id"]] if name.startswith("qwen3") else [151645, 151643]
+        (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": eos}), encoding="utf-8")
+        print(f"wrote {folder}")
+
+
+# ---------------------------------------------------------------- run (on the GPU host)
+
+
+def _gpu_facts() -> dict[str, Any]:
+    import torch
+
+    facts: dict[str, Any] = {
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "torch": torch.__version__,
+    }
+    try:
+        import vllm
+
+        facts["vllm"] = vllm.__version__
+    except ImportError:
+        facts["vllm"] = None
+    # Copy bandwidth: bytes read + written per second, the ceiling for reading weights.
+    size = 4 * 2**30
+    source = torch.empty(size, dtype=torch.uint8, device="cuda")
+    source.random_(0, 255)
+    target = torch.empty_like(source)
+    for _ in range(3):
+        target.copy_(source)
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(10):
+        start.record()
+        target.copy_(source)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1000)
+    times.sort()
+    facts["copy_bandwidth_bytes_per_s"] = 2 * size / times[len(times) // 2]
+    del source, target
+    torch.cuda.empty_cache()
+    return facts
+
+
+def _health(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:  # noqa: S310
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class Server:
+    variant: Variant
+    gpus: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started: float
+    ready_s: float | None = None
+
+
+def _start(variant: Variant, gpus: str, port: int, models: Path, logs: Path) -> Server:
+    command = [sys.executable, "-m", "inference", "serve", "--profile", variant.profile, "--port", str(port)]
+    command += ["--model", str(models / variant.model)]
+    for name, value in variant.settings.items():
+        command += ["--set", f"{name}={value}"]
+    env = {
+        **os.environ,
+        **SAFE_NCCL,
+        **variant.env,
+        "CUDA_VISIBLE_DEVICES": gpus,
+        "VLLM_EXTRA_ARGS": "--load-format dummy",
+        "MODEL_WORKER_READY_TIMEOUT": "1500",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = logs / f"{variant.name}-gpu{gpus.replace(',', '')}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(variant, gpus, port, process, log_path, time.monotonic())
+
+
+def _stop(server: Server) -> None:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+
+
+def _wait_ready(servers: list[Server], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(s.ready_s is None for s in servers) and time.monotonic() < deadline:
+        for server in servers:
+            if server.ready_s is None and _health(server.port):
+                server.ready_s = time.monotonic() - server.started
+                print(
+                    f"{server.variant.name} (GPU {server.gpus}) ready after {server.ready_s:.0f}s", flush=True
+                )
+            if server.ready_s is None and server.process.poll() is not None:
+                raise RuntimeError(f"{server.variant.name} exited; see {server.log_path}")
+        time.sleep(2)
+
+
+def _log_facts(log_path: Path) -> dict[str, Any]:
+    """What vLLM said it chose: MoE backend and kernel config, attention backend, the command line."""
+    wanted = (
+        "serving profile",
+        "MoE",
+        "moe",
+        "backend",
+        "Backend",
+        "configuration from",
+        "default MoE config",
+    )
+    lines = log_path.read_text(errors="replace").splitlines()
+    picked = [line[-400:] for line in lines if any(word in line for word in wanted)]
+    return {"log_lines": picked[:40]}
+
+
+async def _client_checks(port: int) -> dict[str, Any]:
+    from inference.client import ClientConfig, OpenAICompatibleModel, TextDelta
+
+    config = ClientConfig(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        model="shopdesk-chat",
+        total_timeout=120,
+        # Decisions and answers without a thinking block (Qwen3's chat-template switch; ignored elsewhere).
+        default_sampling={"extra_body": {"chat_template_kwargs": {"enable_thinking": False}}},
+    )
+    model = OpenAICompatibleModel(config)
+    result: dict[str, Any] = {}
+    try:
+        deltas = 0
+        async for event in model.stream(
+            [{"role": "user", "content": "我的订单什么时候发货？ When will my order ship?"}], max_tokens=32
+        ):
+            deltas += isinstance(event, TextDelta)
+        result["stream_deltas"] = deltas
+        schema = {
+            "type": "object",
+            "properties": {"tool": {"type": "string", "enum": ["track_shipment", "open_ticket", "answer"]}},
+            "required": ["tool"],
+            "additionalProperties": False,
+        }
+        decision = await model.decide(
+            [{"role": "user", "content": "Where is order DS20240501?"}], schema=schema, name="route"
+        )
+        result["decide"] = decision
+        result["ok"] = deltas > 0 and decision.get("tool") in ("track_shipment", "open_ticket", "answer")
+    except Exception as exc:  # noqa: BLE001 - recorded as the check's outcome
+        result["ok"] = False
+        result["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    finally:
+        await model.close()
+    return result
+
+
+def _warm_up(base_urls: list[str], prompts: list[list[dict[str, str]]], levels: list[int]) -> None:
+    """Compile-on-first-use kernels and CUDA graphs for each batch size before anything is timed."""
+    from benchmarks.inference import measure_levels
+
+    asyncio.run(
+        measure_levels(
+            base_urls, "shopdesk-chat", levels=sorted(set(levels)), prompts=prompts[-400:], max_tokens=16,
+            requests_per_stream=1,
+        )
+    )  # fmt: skip
+
+
+def run_phase(
+    phase: list[Variant], models: Path, out: Path, results: dict[str, Any], budget_end: float
+) -> None:
+    from benchmarks.inference import assistant_prompts, measure_levels
+
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    prompts = assistant_prompts(1200)
+    servers: list[Server] = []
+    port = 8100
+    for variant in phase:
+        for gpus in [variant.gpus, *variant.replicas]:
+            servers.append(_start(variant, gpus, port, models, logs))
+            port += 1
+    try:
+        _wait_ready(servers, timeout=max(60.0, budget_end - time.monotonic()))
+        for variant in phase:
+            mine = [s for s in servers if s.variant is variant]
+            entry: dict[str, Any] = {
+                "variant": variant.name,
+                "profile": variant.profile,
+                "model": variant.model,
+                "settings": variant.settings,
+                "env": variant.env,
+                "gpus": [s.gpus for s in mine],
+                "start_to_health_s": [s.ready_s for s in mine],
+            }
+            results["runs"].append(entry)
+            if any(s.ready_s is None for s in mine):
+                entry["error"] = "not ready in time"
+                continue
+            urls = [f"http://127.0.0.1:{s.port}/v1" for s in mine]
+            if variant.checks:
+                entry["checks"] = asyncio.run(_client_checks(mine[0].port))
+                print(f"{variant.name} checks: {entry['checks']}", flush=True)
+            _warm_up(urls, prompts, variant.levels)
+            print(f"{variant.name}:", flush=True)
+            entry["levels"] = asyncio.run(
+                measure_levels(
+                    urls, "shopdesk-chat", levels=variant.levels, prompts=prompts, max_tokens=MAX_TOKENS
+                )
+            )
+            entry.update(_log_facts(mine[0].log_path))
+            _write(out, results)
+    finally:
+        for server in servers:
+            _stop(server)
+        for variant in phase:
+            for entry in results["runs"]:
+                if entry["variant"] == variant.name and "log_lines" not in entry:
+                    entry.update(_log_facts([s for s in servers if s.variant is variant][0].log_path))
+        _write(out, results)
+
+
+def _write(out: Path, results: dict[str, Any]) -> None:
+    path = out / "gpu.json"
+    path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+def run(models: Path, out: Path, *, minutes: float, only: list[str] | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    budget_end = time.monotonic() + minutes * 60
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _gpu_facts(),
+        "levels": LEVELS,
+        "max_tokens": MAX_TOKENS,
+        "configs": {
+            name: json.loads((models / name / "config.json").read_text())
+            for name in sorted(os.listdir(models))
+            if (models / name / "config.json").exists()
+        },
+        "runs": [],
+    }
+    print(json.dumps(results["machine"]), flush=True)
+    _write(out, results)
+    for phase in PLAN:
+        phase = [v for v in phase if not only or v.name in only]
+        needed = {g for v in phase for gpus in [v.gpus, *v.replicas] for g in gpus.split(",")}
+        if not phase or len(needed) > len(results["machine"]["gpus"]):
+            continue
+        if time.monotonic() > budget_end - 240:
+            print(f"skipping {[v.name for v in phase]}: time budget spent", flush=True)
+            continue
+        try:
+            run_phase(phase, models, out, results, budget_end)
+        except Exception as exc:  # noqa: BLE001 - one failed phase must not lose the others
+            print(f"phase {[v.name for v in phase]} failed: {exc}", flush=True)
+            results.setdefault("failures", []).append(
+                {"phase": [v.name for v in phase], "error": str(exc)[:1000]}
+            )
+            _write(out, results)
+    print("done", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_run")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare", help="write the model folders (config + tokenizer)")
+    prep.add_argument("out", type=Path)
+    go = commands.add_parser("run", help="run the plan on a GPU host")
+    go.add_argument("--models", type=Path, required=True)
+    go.add_argument("--out", type=Path, required=True)
+    go.add_argument("--minutes", type=float, default=22)
+    go.add_argument("--only", nargs="*")
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        prepare(args.out)
+    else:
+        run(args.models, args.out, minutes=args.minutes, only=args.only)
+
+
+if __name__ == "__main__":
+    main()
