@@ -1,8 +1,9 @@
 """``python -m stack run``: the whole product on localhost (what ``make run`` calls).
 
 Embedded defaults: PostgreSQL + pgvector when DATABASE_URL is unset, a local
-Redis when REDIS_URL is unset, and our vLLM worker on the CPU when LLM_BASE_URL
-is unset. Data lives under var/ and is reused by the next run.
+Redis when REDIS_URL is unset, our vLLM worker on the CPU when LLM_BASE_URL
+is unset, and the sandbox carrier when CARRIER_API_BASE_URL is unset. Data
+lives under var/ and is reused by the next run.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import sys
 
 from stack.defaults import (
     BASE_DIR,
+    CARRIER_SANDBOX_PORT,
     EMBEDDED_DATABASE_URL,
     EMBEDDED_PG_DB,
     EMBEDDED_PG_PORT,
     EMBEDDED_PG_USER,
     EMBEDDED_REDIS_PORT,
     EMBEDDED_REDIS_URL,
+    LOCAL_CARRIER_URL,
     LOCAL_MODEL_WORKER_URL,
     MODEL_WORKER_PORT,
+    SANDBOX_CARRIER_API_KEY,
     VAR_DIR,
 )
 from stack.postgres import EmbeddedPostgres, EmbeddedPostgresError
@@ -78,6 +82,23 @@ def run(args: argparse.Namespace) -> int:
                 [PYTHON, "-m", "inference", "serve", "--profile", profile, "--port", str(MODEL_WORKER_PORT)],
             )
             env["LLM_BASE_URL"] = LOCAL_MODEL_WORKER_URL
+
+        if not os.environ.get("CARRIER_API_BASE_URL"):
+            require_free_port(CARRIER_SANDBOX_PORT, "sandbox carrier", "CARRIER_SANDBOX_PORT")
+            env["CARRIER_API_KEY"] = os.environ.get("CARRIER_API_KEY") or SANDBOX_CARRIER_API_KEY
+            carrier = supervisor.start(
+                "carrier",
+                [PYTHON, "-m", "apps.orders.sandbox_carrier", "--port", str(CARRIER_SANDBOX_PORT)],
+                # The key travels in the environment, not on the command line (visible in ps).
+                env={"CARRIER_SANDBOX_API_KEY": env["CARRIER_API_KEY"]},
+            )
+            supervisor.wait_until(
+                "the sandbox carrier",
+                lambda: http_ok(f"{LOCAL_CARRIER_URL}/healthz"),
+                timeout=30,
+                child=carrier,
+            )
+            env["CARRIER_API_BASE_URL"] = LOCAL_CARRIER_URL
 
         web = supervisor.start(
             "web",

@@ -1,7 +1,7 @@
 """The process supervisor behind ``make run``.
 
 Starts the stack in order -- PostgreSQL, Redis, migrations and demo data, the
-model worker, the web site, the Celery worker and beat -- waits for each to be
+model worker, the sandbox carrier, the web site, the Celery worker and beat -- waits for each to be
 ready, prints every child's output as one stream with a name prefix, and on
 Ctrl-C or SIGTERM stops every child (whole process groups) and then the
 embedded PostgreSQL. If any child dies, everything is stopped: a half-running

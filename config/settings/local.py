@@ -5,7 +5,13 @@ from __future__ import annotations
 from config.env import env_str
 from config.settings.base import *  # noqa: F403 -- settings modules extend the base by design
 from config.settings.base import database_from_url
-from stack.defaults import EMBEDDED_DATABASE_URL, EMBEDDED_REDIS_URL, LOCAL_MODEL_WORKER_URL
+from stack.defaults import (
+    EMBEDDED_DATABASE_URL,
+    EMBEDDED_REDIS_URL,
+    LOCAL_CARRIER_URL,
+    LOCAL_MODEL_WORKER_URL,
+    SANDBOX_CARRIER_API_KEY,
+)
 
 DEBUG = True
 # A fixed key is fine for a local, loopback-only stack; production reads its own.
@@ -16,6 +22,9 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 REDIS_URL = env_str("REDIS_URL") or EMBEDDED_REDIS_URL
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
 LLM_BASE_URL = env_str("LLM_BASE_URL") or LOCAL_MODEL_WORKER_URL
+# The sandbox carrier that ``make run`` starts, unless a real carrier API is configured.
+CARRIER_API_BASE_URL = env_str("CARRIER_API_BASE_URL") or LOCAL_CARRIER_URL
+CARRIER_API_KEY = env_str("CARRIER_API_KEY") or SANDBOX_CARRIER_API_KEY
 
 # Static files straight from the apps, no collectstatic step.
 WHITENOISE_USE_FINDERS = True

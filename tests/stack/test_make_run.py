@@ -74,12 +74,27 @@ def _interrupt(process: subprocess.Popen[bytes]) -> int:
 def test_make_run_starts_everything_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
     var_dir = tmp_path / "var"
     ports = {
-        name: free_port() for name in ("PORT", "EMBEDDED_PG_PORT", "EMBEDDED_REDIS_PORT", "MODEL_WORKER_PORT")
+        name: free_port()
+        for name in (
+            "PORT",
+            "EMBEDDED_PG_PORT",
+            "EMBEDDED_REDIS_PORT",
+            "MODEL_WORKER_PORT",
+            "CARRIER_SANDBOX_PORT",
+        )
     }
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "LLM_BASE_URL", "DJANGO_SETTINGS_MODULE"}
+        if key
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "LLM_BASE_URL",
+            "CARRIER_API_BASE_URL",
+            "CARRIER_API_KEY",
+            "DJANGO_SETTINGS_MODULE",
+        }
     }
     env.update({name: str(port) for name, port in ports.items()})
     env["VAR_DIR"] = str(var_dir)
@@ -89,11 +104,16 @@ def test_make_run_starts_everything_stops_cleanly_and_reuses_its_data(tmp_path: 
     try:
         body = _wait_ready(ports["PORT"], first, log_path, timeout=1500)
         assert all(check["ok"] for check in body["checks"].values()), body
+        carrier = f"http://127.0.0.1:{ports['CARRIER_SANDBOX_PORT']}/v1/tracking/SF1402938475610"
+        request = urllib.request.Request(carrier, headers={"X-API-Key": "sandbox-key"})
+        with urllib.request.urlopen(request, timeout=10) as response:  # the demo's seed parcel
+            assert json.loads(response.read())["status"] == "in_transit"
     finally:
         first_code = _interrupt(first)
     assert first_code == 0
     log = log_path.read_text()
     assert "created admin account 'demo-admin' with password" in log
+    assert "demo orders: 5 customers, 10 orders, 9 shipments" in log
     assert "stopping PostgreSQL" in log
     assert _our_processes(str(var_dir)) == []
     assert all(port_is_free(port) for port in ports.values())
