@@ -10,7 +10,7 @@ import importlib
 
 from benchmarks.report import write_report
 
-SUITES = ["ingestion", "retrieval", "inference"]
+SUITES = ["ingestion", "retrieval", "inference", "app_overhead"]
 
 
 def main() -> None:

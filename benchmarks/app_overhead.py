@@ -1,0 +1,301 @@
+"""What the application adds on top of the model worker: time to first token and output
+tokens/s through the app's ``/v1/chat/completions`` against the raw vLLM worker given the
+very same final prompts, at concurrency 1 and 8, in the same run.
+
+Set-up (all private to the run): embedded PostgreSQL, a Redis, the cpu-dev model worker, the
+demo shop's own policies (Lumen Home, English and Chinese) ingested in-process, an API key,
+and the site under uvicorn exactly as ``make run`` serves it. The raw side gets the messages
+the pipeline builds (``services.assistant_prompt``: the same retrieval, passages and
+instructions), so the difference is the app's own work: authentication, rate limit, query
+embedding and hybrid search, prompt building, relaying the stream, storing the answer.
+
+Both sides use greedy decoding with the same ``max_tokens``, so they generate the same tokens.
+Each prompt is sent once before measuring, so vLLM's prefix cache treats both sides alike, and
+the order alternates (app first, then raw first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from benchmarks.common import summary, wait_for_worker_health, write_result
+from stack.ports import free_port
+from stack.redis import redis_server_command, wait_for_redis
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = ROOT / "apps" / "knowledge" / "demo_data" / "questions.jsonl"
+KB_SLUG = "bench-shop"
+MODEL = "shopdesk-chat"
+
+
+def _start(command: list[str], *, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer")
+
+
+def _knowledge_base_with_key() -> tuple[Any, str]:
+    """The demo shop's policies, ingested in-process, and an API key for them."""
+    from apps.knowledge.demo import DEMO_DATA
+    from apps.knowledge.models import IngestionJob
+    from apps.knowledge.services import (
+        api_key_create,
+        document_ingest,
+        document_upload,
+        knowledge_base_create,
+    )
+
+    knowledge_base = knowledge_base_create(name="bench shop", slug=KB_SLUG, language_hints=["zh", "en"])
+    for path in sorted((DEMO_DATA / "policies").iterdir()):
+        upload = document_upload(
+            knowledge_base=knowledge_base, filename=path.name, data=path.read_bytes(), enqueue=False
+        )
+        document_ingest(job_id=IngestionJob.objects.get(document=upload.document).pk)
+    return knowledge_base, api_key_create(knowledge_base=knowledge_base, name="benchmark").key
+
+
+def _prompts(knowledge_base: Any, count: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Demo questions about the demo shop's policies that the assistant sends to the model
+    (not answered by a rule), with the exact messages the pipeline builds for each."""
+    from asgiref.sync import async_to_sync
+
+    from apps.conversations.services import Prompt, assistant_prompt
+    from apps.knowledge.demo import DEMO_DATA
+
+    policy_docs = {path.name for path in (DEMO_DATA / "policies").iterdir()}
+    lines = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    chosen, build_ms = [], []
+    for line in lines:
+        if line["doc"] not in policy_docs:
+            continue
+        started = time.perf_counter()
+        prompt = async_to_sync(assistant_prompt)(
+            knowledge_base=knowledge_base, history=[], question=line["q"]
+        )
+        build_ms.append((time.perf_counter() - started) * 1000)
+        if isinstance(prompt, Prompt):
+            chosen.append({"q": line["q"], "messages": prompt.messages})
+        if len(chosen) == count:
+            break
+    return chosen, summary(build_ms[1:])  # the first one loads the embedder
+
+
+async def _one(
+    client: openai.AsyncOpenAI, model: str, messages: list[dict[str, str]], *, max_tokens: int, top_p: float
+) -> dict[str, float]:
+    started = time.perf_counter()
+    first: float | None = None
+    tokens = 0
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=messages,  # type: ignore[arg-type]
+        max_tokens=max_tokens,
+        temperature=0,
+        top_p=top_p,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    async for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter()
+        if chunk.usage:
+            tokens = chunk.usage.completion_tokens
+    ended = time.perf_counter()
+    if first is None:
+        raise RuntimeError(f"{model}: no content streamed")
+    return {"ttft_s": first - started, "total_s": ended - started, "tokens": tokens}
+
+
+class Sides:
+    def __init__(self, *, worker_url: str, app_url: str, key: str, max_tokens: int, top_p: float) -> None:
+        self.raw = openai.AsyncOpenAI(base_url=worker_url, api_key="unused", max_retries=0, timeout=900)
+        self.app = openai.AsyncOpenAI(base_url=f"{app_url}/v1", api_key=key, max_retries=0, timeout=900)
+        self.max_tokens, self.top_p = max_tokens, top_p
+
+    async def run(self, side: str, prompt: dict[str, Any], max_tokens: int | None = None) -> dict[str, float]:
+        if side == "raw":
+            client, model, messages = self.raw, MODEL, prompt["messages"]
+        else:
+            client, model, messages = self.app, KB_SLUG, [{"role": "user", "content": prompt["q"]}]
+        return await _one(client, model, messages, max_tokens=max_tokens or self.max_tokens, top_p=self.top_p)
+
+    async def close(self) -> None:
+        await self.raw.close()
+        await self.app.close()
+
+
+def _side_summary(runs: list[dict[str, float]], wall_s: float | None = None) -> dict[str, Any]:
+    tokens = sum(r["tokens"] for r in runs)
+    return {
+        "requests": len(runs),
+        "ttft_ms": summary([r["ttft_s"] * 1000 for r in runs]),
+        "completion_tokens": tokens,
+        # Concurrency 1: tokens over the summed request times; N: over the wall time of the batch.
+        "output_tok_s": tokens / (wall_s if wall_s is not None else sum(r["total_s"] for r in runs)),
+    }
+
+
+async def _measure(sides: Sides, prompts: list[dict[str, Any]], *, streams: int) -> dict[str, Any]:
+    for prompt in prompts:  # fill the prefix cache for both sides alike; the app's first call loads e5
+        await sides.run("app", prompt, max_tokens=1)
+    await sides.run("raw", prompts[0], max_tokens=1)
+
+    single: dict[str, list[dict[str, float]]] = {"app": [], "raw": []}
+    added_ms = []
+    for index, prompt in enumerate(prompts):
+        order = ("app", "raw") if index % 2 == 0 else ("raw", "app")
+        results = {side: await sides.run(side, prompt) for side in order}
+        for side, result in results.items():
+            single[side].append(result)
+        added_ms.append((results["app"]["ttft_s"] - results["raw"]["ttft_s"]) * 1000)
+
+    batch = [prompts[i % len(prompts)] for i in range(streams)]
+    concurrent: dict[str, list[dict[str, float]]] = {"app": [], "raw": []}
+    walls: dict[str, float] = {"app": 0.0, "raw": 0.0}
+    for order in (("raw", "app"), ("app", "raw")):
+        for side in order:
+            started = time.perf_counter()
+            concurrent[side] += await asyncio.gather(*(sides.run(side, p) for p in batch))
+            walls[side] += time.perf_counter() - started
+
+    one = {side: _side_summary(runs) for side, runs in single.items()}
+    many = {side: _side_summary(concurrent[side], walls[side]) for side in ("app", "raw")}
+    return {
+        "concurrency_1": {
+            **one,
+            "added_ttft_ms": summary(added_ms),
+            "throughput_ratio": one["app"]["output_tok_s"] / one["raw"]["output_tok_s"],
+        },
+        f"concurrency_{streams}": {
+            **many,
+            "streams": streams,
+            "added_ttft_ms_p50": many["app"]["ttft_ms"]["p50"] - many["raw"]["ttft_ms"]["p50"],
+            "throughput_ratio": many["app"]["output_tok_s"] / many["raw"]["output_tok_s"],
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_overhead")
+    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--streams", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    args = parser.parse_args(argv)
+
+    from benchmarks.services import benchmark_database
+
+    logs = Path(tempfile.mkdtemp(prefix="shopdesk-bench-logs-"))
+    redis_port, worker_port, web_port = free_port(), free_port(), free_port()
+    redis_process = _start(
+        redis_server_command(port=redis_port, data_dir=logs / "redis", persist=False), log=logs / "redis.log"
+    )
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    worker = _start(
+        [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(worker_port)],
+        log=logs / "model-worker.log",
+    )
+    web: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for_redis(os.environ["REDIS_URL"], timeout=15, process=redis_process)
+        with benchmark_database() as database_url:
+            from django.conf import settings
+
+            knowledge_base, key = _knowledge_base_with_key()
+            prompts, build_ms = _prompts(knowledge_base, args.questions)
+            worker_url = f"http://127.0.0.1:{worker_port}/v1"
+            web = _start(
+                [
+                    sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                    "--port", str(web_port), "--lifespan", "off", "--no-access-log",
+                ],
+                env={
+                    "DJANGO_SETTINGS_MODULE": "config.settings.test",
+                    "DATABASE_URL": database_url,
+                    "REDIS_URL": os.environ["REDIS_URL"],
+                    "MEDIA_ROOT": os.environ["MEDIA_ROOT"],
+                    "LLM_BASE_URL": worker_url,
+                    "CHAT_API_REQUESTS_PER_KEY_PER_MINUTE": "100000",
+                    "LOG_LEVEL": "WARNING",
+                },
+                log=logs / "web.log",
+            )  # fmt: skip
+            _wait_http(f"http://127.0.0.1:{web_port}/healthz", web, timeout=120)
+            wait_for_worker_health(worker_port, worker, timeout=1800)
+            sides = Sides(
+                worker_url=worker_url,
+                app_url=f"http://127.0.0.1:{web_port}",
+                key=key,
+                max_tokens=args.max_tokens,
+                top_p=settings.CHAT_TOP_P,
+            )
+
+            async def measure() -> dict[str, Any]:
+                try:
+                    return await _measure(sides, prompts, streams=args.streams)
+                finally:
+                    await sides.close()
+
+            result = asyncio.run(measure())
+    finally:
+        for process in (web, worker, redis_process):
+            if process is not None:
+                _stop(process)
+    path = write_result(
+        "app_overhead",
+        {
+            "profile": "cpu-dev",
+            "questions": len(prompts),
+            "max_tokens": args.max_tokens,
+            "in_process_retrieval_and_prompt_ms": build_ms,
+            **result,
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
