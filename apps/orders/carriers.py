@@ -189,8 +189,10 @@ class CarrierClient:
 
     def _get_with_retries(self, client: httpx.Client, url: str, params: dict[str, str]) -> httpx.Response:
         attempts = self.max_retries + 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt == attempts
             try:
                 response = client.get(url, params=params)
             except httpx.TimeoutException as exc:
@@ -209,13 +211,12 @@ class CarrierClient:
                 if response.status_code not in RETRYABLE_STATUS or last:
                     return response
                 failure = f"HTTP {response.status_code}"
-            delay = backoff_seconds(attempt=attempt, base=self.backoff_base_seconds)
+            delay = backoff_seconds(attempt=attempt - 1, base=self.backoff_base_seconds)
             logger.warning(
                 "carrier request failed; retrying",
-                extra={"failure": failure, "attempt": attempt + 1, "retry_in_s": round(delay, 3)},
+                extra={"failure": failure, "attempt": attempt, "retry_in_s": round(delay, 3)},
             )
             time.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def carrier_client() -> CarrierClient:
