@@ -4,6 +4,8 @@ client: streaming and not, citations, keys, errors and limits."""
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 
 import httpx
 import openai
@@ -238,3 +240,53 @@ def test_keys_are_stored_hashed() -> None:
         dumped = " ".join(r[0] for r in cursor.fetchall())
     assert created.key not in dumped and created.key[12:] not in dumped
     assert api_key_create(knowledge_base=kb).key != created.key
+
+
+def _worker_metric(model_worker: str, name: str) -> float:
+    """A counter or gauge of the model worker (Prometheus text), summed over its labels."""
+    metrics = httpx.get(model_worker.removesuffix("/v1") + "/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def _tokens_generated_until_idle(model_worker: str, before: float) -> float:
+    deadline = time.monotonic() + 60
+    while _worker_metric(model_worker, "vllm:num_requests_running") > 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return _worker_metric(model_worker, "vllm:generation_tokens_total") - before
+
+
+def test_a_client_that_disconnects_cancels_the_generation(shop, web_server, model_worker) -> None:
+    key = api_key_create(knowledge_base=shop).key
+    body = {
+        "model": "test-shop",
+        "messages": [{"role": "user", "content": "When is the showroom open, and where do visitors park? "
+                      "Please explain in detail."}],
+        "max_tokens": 120,
+        "temperature": 0,
+    }  # fmt: skip
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"{web_server}/v1/chat/completions"
+    # The whole answer first: greedy decoding gives the same tokens every time.
+    full = httpx.post(url, json=body, headers=headers, timeout=300).json()["usage"]["completion_tokens"]
+    assert full >= 30, "the answer is too short to tell a cancelled generation from a finished one"
+
+    before = _worker_metric(model_worker, "vllm:generation_tokens_total")
+    with httpx.stream("POST", url, json={**body, "stream": True}, headers=headers, timeout=300) as response:
+        contents = 0
+        for line in response.iter_lines():
+            if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                contents += 1
+                if contents == 2:
+                    break  # leaving the block closes the connection mid-answer
+    assert _tokens_generated_until_idle(model_worker, before) < full / 2
+
+    # Not streaming: the client gives up waiting for the whole answer.
+    before = _worker_metric(model_worker, "vllm:generation_tokens_total")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url, json=body, headers=headers, timeout=httpx.Timeout(300, read=1))
+    assert _tokens_generated_until_idle(model_worker, before) < full / 2
