@@ -177,8 +177,19 @@ def _tokenizer_with_extra_tokens(source: Path, target: Path) -> None:
             }
         )
     (target / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    for name in ("tokenizer_config.json", "chat_template.jinja"):
-        shutil.copyfile(source / name, target / name)
+    shutil.copyfile(source / "tokenizer_config.json", target / "tokenizer_config.json")
+    # Qwen3's template closes an empty thinking block when the caller turns thinking off, which is how
+    # vLLM's qwen3 reasoning parser (and structured output after it) knows the answer starts at once.
+    template = (source / "chat_template.jinja").read_text(encoding="utf-8")
+    opening = "{{- '<|im_start|>assistant\\n' }}"
+    if opening not in template:
+        raise RuntimeError("unexpected chat template: no assistant opening to extend")
+    template = template.replace(
+        opening,
+        opening + "\n    {%- if enable_thinking is defined and enable_thinking is false %}"
+        "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}",
+    )
+    (target / "chat_template.jinja").write_text(template, encoding="utf-8")
 
 
 def prepare(out_dir: Path) -> None:

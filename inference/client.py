@@ -94,7 +94,7 @@ class ChatModel(Protocol):
     def stream(self, messages: Sequence[Message], **sampling: Any) -> AsyncIterator[StreamEvent]: ...
 
     async def decide(
-        self, messages: Sequence[Message], *, schema: dict[str, Any], name: str
+        self, messages: Sequence[Message], *, schema: dict[str, Any], name: str, max_tokens: int = 256
     ) -> dict[str, Any]: ...
 
 
@@ -290,14 +290,16 @@ class OpenAICompatibleModel:
             await response.close()
 
     async def decide(
-        self, messages: Sequence[Message], *, schema: dict[str, Any], name: str
+        self, messages: Sequence[Message], *, schema: dict[str, Any], name: str, max_tokens: int = 256
     ) -> dict[str, Any]:
         """A decision the application can rely on: the worker's output is constrained
         to ``schema`` by guided decoding, and checked again here, since another
-        endpoint may not constrain."""
+        endpoint may not constrain. ``max_tokens`` bounds the work when a model never
+        closes its JSON (seen with a reasoning model whose thinking block never ended)."""
         completion = await self.complete(
             messages,
             temperature=0,
+            max_tokens=max_tokens,
             response_format={
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": schema, "strict": True},

@@ -1,0 +1,101 @@
+"""The physical floor of a decode step: the bytes one step must read from GPU memory over the measured
+copy bandwidth.
+
+A decode step for B sequences reads every non-expert weight once, the experts the B tokens are routed
+to, the output head, and each sequence's KV cache. With random weights (``--load-format dummy``)
+routing is close to uniform, so the expected number of distinct experts a layer touches for B tokens
+is E·(1 − (1 − k/E)^B). Weights are FP8 (1 byte) where the checkpoint quantizes them, bf16 (2 bytes)
+for the output head and the router; the KV cache is bf16. Communication, kernel launch and the
+scheduler's own time come on top: the floor is what no implementation can beat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FP8, BF16 = 1, 2
+
+
+@dataclass(frozen=True)
+class DecodeBytes:
+    dense: (
+        float  # read once per step whatever B is (attention projections, dense MLPs, shared experts, router)
+    )
+    per_expert: float  # one routed expert of one layer
+    moe_layers: int
+    experts: int
+    active_experts: int
+    head: float  # output head
+    kv_per_token: float  # KV-cache bytes per cached token, all layers
+
+    def step_bytes(self, batch: int, context: float) -> float:
+        touched = self.experts * (1 - (1 - self.active_experts / self.experts) ** batch)
+        return (
+            self.dense
+            + self.head
+            + self.moe_layers * touched * self.per_expert
+            + batch * context * self.kv_per_token
+        )
+
+
+def _qwen3_moe(config: dict[str, Any]) -> DecodeBytes:
+    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+    head_dim = config.get("head_dim") or hidden // heads
+    attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2  # q, o + k, v
+    router = hidden * config["num_experts"] * BF16
+    return DecodeBytes(
+        dense=layers * (attention * FP8 + router),
+        per_expert=3 * hidden * config["moe_intermediate_size"] * FP8,
+        moe_layers=layers,
+        experts=config["num_experts"],
+        active_experts=config["num_experts_per_tok"],
+        head=config["vocab_size"] * hidden * BF16,
+        kv_per_token=layers * 2 * kv_heads * head_dim * BF16,
+    )
+
+
+def _deepseek_v3(config: dict[str, Any]) -> DecodeBytes:
+    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
+    heads = config["num_attention_heads"]
+    nope, rope, v_dim = config["qk_nope_head_dim"], config["qk_rope_head_dim"], config["v_head_dim"]
+    q_lora, kv_lora = config["q_lora_rank"], config["kv_lora_rank"]
+    attention = (
+        hidden * q_lora
+        + q_lora * heads * (nope + rope)
+        + hidden * (kv_lora + rope)
+        + kv_lora * heads * (nope + v_dim)
+        + heads * v_dim * hidden
+    )
+    dense_layers = min(config["first_k_dense_replace"], layers)
+    moe_layers = layers - dense_layers
+    expert = 3 * hidden * config["moe_intermediate_size"] * FP8
+    return DecodeBytes(
+        dense=layers * attention * FP8
+        + dense_layers * 3 * hidden * config["intermediate_size"] * FP8
+        + moe_layers * (config["n_shared_experts"] * expert + hidden * config["n_routed_experts"] * BF16),
+        per_expert=expert,
+        moe_layers=moe_layers,
+        experts=config["n_routed_experts"],
+        active_experts=config["num_experts_per_tok"],
+        head=config["vocab_size"] * hidden * BF16,
+        # MLA caches the compressed latent and the rope key per token and layer.
+        kv_per_token=layers * (kv_lora + rope) * BF16,
+    )
+
+
+def decode_bytes(config: dict[str, Any]) -> DecodeBytes:
+    kind = config["model_type"]
+    if kind == "qwen3_moe":
+        return _qwen3_moe(config)
+    if kind == "deepseek_v3":
+        return _deepseek_v3(config)
+    raise ValueError(f"no byte model for {kind!r}")
+
+
+def floor_tpot_s(
+    config: dict[str, Any], *, batch: int, context: float, bandwidth: float, gpus: int = 1
+) -> float:
+    """The shortest possible time per decode step, weights and KV cache split evenly over ``gpus``."""
+    return decode_bytes(config).step_bytes(batch, context) / gpus / bandwidth
