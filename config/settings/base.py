@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "apps.knowledge",
     "apps.conversations",
     "apps.orders",
+    "apps.tickets",
 ]
 
 MIDDLEWARE = [
@@ -219,3 +220,12 @@ ORDERS_ANOMALY_RULES = env_list(
 )
 ORDERS_STALE_SCAN_HOURS = env_float("ORDERS_STALE_SCAN_HOURS", 72.0)
 ORDERS_LATE_GRACE_DAYS = env_int("ORDERS_LATE_GRACE_DAYS", 0)
+
+
+# Tickets: minutes from opening to the service-level deadline, per priority.
+TICKET_SLA_MINUTES = {
+    "urgent": env_int("TICKET_SLA_MINUTES_URGENT", 30),
+    "high": env_int("TICKET_SLA_MINUTES_HIGH", 60),
+    "normal": env_int("TICKET_SLA_MINUTES_NORMAL", 240),
+    "low": env_int("TICKET_SLA_MINUTES_LOW", 1440),
+}
