@@ -112,3 +112,61 @@ def test_engine_env_binds_all_cores_and_lets_the_operator_override(monkeypatch) 
     assert env["HF_HUB_OFFLINE"] == "1"
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "4")
     assert engine_env(load("cpu-dev"))["VLLM_CPU_KVCACHE_SPACE"] == "4"
+
+
+def test_engine_settings_can_be_overridden_with_typed_values() -> None:
+    profile = profiles.with_overrides(
+        load("qwen3-30b-a3b-fp8"),
+        {
+            "tensor_parallel_size": "2",
+            "enable_expert_parallel": "true",
+            "max_num_batched_tokens": "16384",
+            "moe_backend": "triton",
+            "compilation_config": '{"cudagraph_capture_sizes": [1, 2, 4]}',
+            "chat_template": "none",
+        },
+    )
+    command = vllm_command(profile, model="/models/qwen3")
+    assert command[command.index("--tensor-parallel-size") + 1] == "2"
+    assert "--enable-expert-parallel" in command
+    assert command[command.index("--max-num-batched-tokens") + 1] == "16384"
+    assert command[command.index("--moe-backend") + 1] == "triton"
+    assert command[command.index("--compilation-config") + 1] == '{"cudagraph_capture_sizes":[1,2,4]}'
+    assert "--chat-template" not in command
+    # The profile file itself is unchanged.
+    assert load("qwen3-30b-a3b-fp8").engine.tensor_parallel_size == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("tensor_parallel_size", "two"),
+        ("enable_expert_parallel", "maybe"),
+        ("compilation_config", "[1, 2]"),
+        ("compilation_config", "{not json"),
+        ("no_such_setting", "1"),
+        ("extra_args", "--foo"),
+    ],
+)
+def test_bad_overrides_are_refused_with_the_setting_named(name: str, value: str) -> None:
+    with pytest.raises(ProfileError, match=name):
+        profiles.with_overrides(load("cpu-dev"), {name: value})
+
+
+def test_cli_set_and_tensor_parallel_size_from_the_environment() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TENSOR_PARALLEL_SIZE": "4"}
+    out = subprocess.run(
+        [sys.executable, "-m", "inference", "command", "--profile", "qwen3-30b-a3b-fp8", "--model", "/m",
+         "--set", "enable_expert_parallel=true"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "--tensor-parallel-size 4" in out and "--enable-expert-parallel" in out and "--model /m" in out
+    bad = subprocess.run(
+        [sys.executable, "-m", "inference", "command", "--profile", "cpu-dev", "--set", "max_num_seqs"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "NAME=VALUE" in bad.stderr

@@ -71,7 +71,12 @@ def _interrupt(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=90)
 
 
-def test_make_run_starts_everything_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
+def test_make_run_starts_everything_stops_cleanly_and_reuses_its_data(
+    tmp_path: Path, model_worker: str
+) -> None:
+    """The whole stack from its own embedded PostgreSQL and Redis. The model worker is the session's
+    (``LLM_BASE_URL``): a second CPU vLLM beside it would not fit the CI machine's memory; the
+    supervisor's own start of the worker is the same launcher the model-worker tests run."""
     var_dir = tmp_path / "var"
     ports = {
         name: free_port()
@@ -98,6 +103,7 @@ def test_make_run_starts_everything_stops_cleanly_and_reuses_its_data(tmp_path: 
     }
     env.update({name: str(port) for name, port in ports.items()})
     env["VAR_DIR"] = str(var_dir)
+    env["LLM_BASE_URL"] = model_worker
     log_path = tmp_path / "stack.log"
 
     first = _start(env, log_path)

@@ -1,0 +1,68 @@
+"""The GPU run's pieces that run anywhere: the decode-step byte floor and the model folders it prepares."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.gpu_floor import decode_bytes, floor_tpot_s
+from benchmarks.gpu_run import CONFIGS, prepare
+
+pytestmark = pytest.mark.slow  # prepare needs the bundled chat model converted (cpu-dev)
+
+
+def _config(name: str) -> dict:
+    return json.loads((CONFIGS / f"{name}.json").read_text())
+
+
+def test_deepseek_v3_reads_its_published_37_billion_active_parameters_per_token() -> None:
+    full = {**_config("deepseek-v3-8-layers"), "num_hidden_layers": 61}
+    per_token = decode_bytes(full).step_bytes(1, 0)
+    # ~37B active parameters (DeepSeek-V3 report): FP8 weights + a bf16 output head.
+    assert 36e9 < per_token < 39e9
+    # 8×H200 at 4.8 TB/s each: a floor of about 1 ms per token.
+    assert floor_tpot_s(full, batch=1, context=0, bandwidth=4.8e12, gpus=8) == pytest.approx(
+        per_token / 8 / 4.8e12
+    )
+
+
+def test_qwen3_30b_a3b_reads_about_3_billion_active_parameters_per_token() -> None:
+    bytes_one = decode_bytes(_config("qwen3-30b-a3b-fp8"))
+    assert 3.0e9 < bytes_one.step_bytes(1, 0) < 3.6e9
+    # More streams touch more experts (never more than all of them) and read more KV cache.
+    assert bytes_one.step_bytes(1, 0) < bytes_one.step_bytes(16, 0) < bytes_one.step_bytes(256, 0)
+    all_experts = (
+        bytes_one.dense + bytes_one.head + bytes_one.moe_layers * bytes_one.experts * bytes_one.per_expert
+    )
+    assert bytes_one.step_bytes(100_000, 0) == pytest.approx(all_experts, rel=1e-6)
+    assert bytes_one.step_bytes(1, 1000) - bytes_one.step_bytes(1, 0) == pytest.approx(
+        1000 * bytes_one.kv_per_token
+    )
+
+
+def test_unknown_architecture_is_refused() -> None:
+    with pytest.raises(ValueError, match="llama"):
+        decode_bytes({"model_type": "llama"})
+
+
+def test_prepared_folders_have_the_reasoning_and_tool_tokens_and_turn_thinking_off(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    prepare(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "qwen3-30b-a3b-fp8")
+    assert tokenizer.convert_tokens_to_ids(["<think>", "</think>", "<｜tool▁calls▁begin｜>"]) == [
+        151667,
+        151668,
+        151669,
+    ]
+    assert tokenizer("<think>x</think>")["input_ids"][0] == 151667
+    messages = [{"role": "user", "content": "hi"}]
+    off = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
+    on = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert off.endswith("<think>\n\n</think>\n\n") and not on.endswith("</think>\n\n")
+    deepseek = json.loads((tmp_path / "deepseek-v3-5-layers" / "config.json").read_text())
+    assert deepseek["num_hidden_layers"] == 5 and deepseek["vocab_size"] >= len(tokenizer)
