@@ -15,6 +15,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from apps.conversations.identity import (
+    MAX_CUSTOMER_ID_CHARS,
+    ClaimedIdentity,
+    IdentityRejected,
+    verified_customer_id,
+)
 from apps.conversations.models import Conversation, Message
 from apps.conversations.ratelimit import allow
 from apps.conversations.services import (
@@ -73,8 +79,23 @@ async def conversation_create(request: HttpRequest) -> JsonResponse:
     if knowledge_base is None:
         return _error(404, "unknown knowledge base")
     language = "zh" if str(body.get("language", "")).lower().startswith("zh") else "en"
-    started = await asyncio.to_thread(conversation_start, knowledge_base=knowledge_base, language=language)
-    return JsonResponse({"id": started.conversation.pk, "token": started.visitor_token}, status=201)
+    claim = ClaimedIdentity(
+        customer_id=str(body.get("customer_id") or "").strip(),
+        signature=str(body.get("customer_signature") or ""),
+    )
+    if len(claim.customer_id) > MAX_CUSTOMER_ID_CHARS:
+        return _error(400, f"customer ids are limited to {MAX_CUSTOMER_ID_CHARS} characters")
+    try:
+        customer_id = verified_customer_id(knowledge_base=knowledge_base, claim=claim)
+    except IdentityRejected as exc:
+        return _error(403, f"identity verification failed: {exc}; no conversation was started")
+    started = await asyncio.to_thread(
+        conversation_start, knowledge_base=knowledge_base, language=language, verified_customer_id=customer_id
+    )
+    return JsonResponse(
+        {"id": started.conversation.pk, "token": started.visitor_token, "verified": bool(customer_id)},
+        status=201,
+    )
 
 
 def _message_json(message: Message) -> dict[str, Any]:
@@ -91,12 +112,17 @@ def _message_json(message: Message) -> dict[str, Any]:
 
 @require_http_methods(["GET"])
 async def conversation_messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    """The history, or with ``?after=<message id>`` only what came since: the open widget polls
+    this every few seconds for an agent's replies and the conversation's status (plain requests
+    pass any proxy; an agent's reply may wait a few seconds, which chat tolerates)."""
     conversation = await _visitor_conversation(request, conversation_id)
     if conversation is None:
         return _error(404, "no such conversation")
-    messages = [
-        _message_json(m) async for m in Message.objects.filter(conversation=conversation).order_by("pk")
-    ]
+    after = request.GET.get("after", "0")
+    if not after.isdigit():
+        return _error(400, "after must be a message id")
+    rows = Message.objects.filter(conversation=conversation, pk__gt=int(after)).order_by("pk")
+    messages = [_message_json(m) async for m in rows]
     return JsonResponse({"status": conversation.status, "messages": messages})
 
 

@@ -52,10 +52,18 @@ class StartedConversation:
     visitor_token: str  # shown once to the widget; only its hash is stored
 
 
-def conversation_start(*, knowledge_base: KnowledgeBase, language: str = "en") -> StartedConversation:
+def conversation_start(
+    *, knowledge_base: KnowledgeBase, language: str = "en", verified_customer_id: str = ""
+) -> StartedConversation:
+    """A new conversation and its visitor token. ``verified_customer_id`` comes only from
+    ``identity.verified_customer_id``; it is fixed for the conversation's life, so a token can
+    never be moved to another customer (a different customer gets a new conversation)."""
     token = secrets.token_urlsafe(32)
     conversation = Conversation.objects.create(
-        knowledge_base=knowledge_base, visitor_token_hash=visitor_token_hash(token), language=language
+        knowledge_base=knowledge_base,
+        visitor_token_hash=visitor_token_hash(token),
+        language=language,
+        verified_customer_id=verified_customer_id,
     )
     return StartedConversation(conversation=conversation, visitor_token=token)
 

@@ -21,6 +21,14 @@ def widget_js(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def demo_shop(request: HttpRequest) -> HttpResponse:
-    """A demo shop page that embeds the widget exactly as a customer's site would."""
+    """A demo shop page that embeds the widget exactly as a customer's site would. A logged-in
+    customer is shown with ``?customer_id=C123&customer_signature=HEX``: the page only passes them
+    on (a real shop's server computes the signature; this page never signs anything)."""
     language = "zh" if request.GET.get("lang", "").startswith("zh") else "en"
-    return render(request, "demo/shop.html", {"kb": request.GET.get("kb", "demo-shop"), "lang": language})
+    context = {
+        "kb": request.GET.get("kb", "demo-shop"),
+        "lang": language,
+        "customer_id": request.GET.get("customer_id", ""),
+        "customer_signature": request.GET.get("customer_signature", ""),
+    }
+    return render(request, "demo/shop.html", context)

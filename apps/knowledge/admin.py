@@ -16,8 +16,20 @@ from apps.knowledge.services import document_delete, knowledge_base_create
 class KnowledgeBaseAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "embedder_name", "document_count", "upload_link"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["embedder_name", "embedder_dimension", "created_at", "updated_at"]
+    readonly_fields = [
+        "embedder_name",
+        "embedder_dimension",
+        "identity_verification",
+        "created_at",
+        "updated_at",
+    ]
+    # The identity secret is shown once by ``manage.py kb_identity_secret``, never on a page.
+    exclude = ["identity_secret"]
     prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(description="identity verification")
+    def identity_verification(self, obj: KnowledgeBase) -> str:
+        return "on" if obj.identity_secret else "off (manage.py kb_identity_secret --kb SLUG turns it on)"
 
     @admin.display(description="documents")
     def document_count(self, obj: KnowledgeBase) -> int:

@@ -34,6 +34,10 @@ class KnowledgeBase(models.Model):
     chunk_overlap_tokens = models.PositiveIntegerField(default=40, validators=[MaxValueValidator(200)])
     max_upload_mb = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
     system_prompt = models.TextField(blank=True)
+    # Shared with the shop's server, which signs its customer ids with it (HMAC-SHA256) so
+    # the widget can carry a verified identity; blank turns verification off. Never sent to
+    # a browser; set and rotated with ``manage.py kb_identity_secret``.
+    identity_secret = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

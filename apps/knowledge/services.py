@@ -486,3 +486,22 @@ async def api_key_authenticate(*, key: str) -> KnowledgeBaseApiKey | None:
         api_key.last_used_at = now
         await KnowledgeBaseApiKey.objects.filter(pk=api_key.pk).aupdate(last_used_at=now)
     return api_key
+
+
+def identity_secret_rotate(*, knowledge_base: KnowledgeBase) -> str:
+    """A new secret for signing customer ids (identity verification on). The old one stops
+    working at once: signatures the shop's server made with it are then refused (403)."""
+    secret = secrets.token_hex(32)
+    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(
+        identity_secret=secret, updated_at=timezone.now()
+    )
+    knowledge_base.identity_secret = secret
+    logger.info("identity secret rotated", extra={"knowledge_base": knowledge_base.slug})
+    return secret
+
+
+def identity_secret_clear(*, knowledge_base: KnowledgeBase) -> None:
+    """Identity verification off: new conversations are anonymous whatever the page sends."""
+    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(identity_secret="", updated_at=timezone.now())
+    knowledge_base.identity_secret = ""
+    logger.info("identity secret cleared", extra={"knowledge_base": knowledge_base.slug})
