@@ -118,7 +118,7 @@ def test_zip_bomb_is_rejected_before_inflating() -> None:
 def test_docx_unpacking_past_the_limit_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     # Incompressible parts: no suspicious ratio, just more than the limit (lowered to keep
     # the test light) to unpack.
-    monkeypatch.setattr(parsing, "DOCX_MAX_UNPACKED_BYTES", 1024 * 1024)
+    monkeypatch.setattr(parsing.word, "DOCX_MAX_UNPACKED_BYTES", 1024 * 1024)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("word/document.xml", b"<w:document/>")
