@@ -12,7 +12,7 @@ Two steps:
   and measures it with :func:`benchmarks.inference.measure_levels` at several concurrency levels.
   Results go to ``OUT/gpu.json`` after every step, so a run cut short keeps what it measured.
 
-Every variant is one entry of ``PLAN``; servers of one phase run side by side on different GPUs.
+Every variant is one entry of a plan in ``PLANS``; servers of one phase run side by side on different GPUs.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Variant:
     levels: list[int] = field(default_factory=lambda: list(LEVELS))
     checks: bool = False  # client checks: streaming + JSON-schema decide
     replicas: list[str] = field(default_factory=list)  # extra GPUs serving the same variant (data parallel)
+    extra_args: str = ""  # vLLM flags the profile has no field for (VLLM_EXTRA_ARGS)
 
 
 TUNED = {
@@ -69,7 +70,8 @@ DEEPSEEK = {
     "compilation_config": json.dumps({"cudagraph_capture_sizes": [1, 2, 4, 8, 16, 32, 64]}),
 }
 # Phases run in order; the variants of one phase start together (each on its own GPUs).
-PLAN: list[list[Variant]] = [
+# "single-gpu": what ran on 2026-11-29 (results in benchmarks/results/gpu.json).
+SINGLE_GPU_PLAN: list[list[Variant]] = [
     [
         Variant("qwen3-tp1-profile", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "0", checks=True),
         Variant("qwen3-tp1-tuned", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "1", settings=TUNED),
@@ -135,6 +137,62 @@ PLAN: list[list[Variant]] = [
         )
     ],
 ]
+
+
+# DeepGEMM's warm-up (503 kernels, 3.5 of the 7.3 minutes a cold start took) is skipped: the
+# benchmark's own warm-up pass compiles what the measured batch sizes use before anything is timed.
+FAST_START = {"VLLM_DEEP_GEMM_WARMUP": "skip"}
+# "multi-gpu": the next run, on a machine with 2 GPUs. Phase 1 checks the profile's JSON-schema decision
+# again (its stand-in chat template could not turn thinking off in the first run) and tries the
+# CUTLASS block-FP8 linear kernels against DeepGEMM's at one stream, where 4 ms per token is 5x the floor;
+# then tensor parallelism (with and without expert parallelism) and DeepSeek-V3 across both GPUs.
+MULTI_GPU_PLAN: list[list[Variant]] = [
+    [
+        Variant(
+            "qwen3-tp1-profile", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "0", env=FAST_START, checks=True
+        ),
+        Variant(
+            "qwen3-tp1-cutlass-linear",
+            "qwen3-30b-a3b-fp8",
+            "qwen3-30b-a3b-fp8",
+            "1",
+            env=FAST_START,
+            extra_args="--linear-backend cutlass",
+        ),
+    ],
+    [
+        Variant(
+            "qwen3-tp2",
+            "qwen3-30b-a3b-fp8",
+            "qwen3-30b-a3b-fp8",
+            "0,1",
+            settings={"tensor_parallel_size": "2"},
+            env=FAST_START,
+        )
+    ],
+    [
+        Variant(
+            "qwen3-tp2-ep",
+            "qwen3-30b-a3b-fp8",
+            "qwen3-30b-a3b-fp8",
+            "0,1",
+            settings={"tensor_parallel_size": "2", "enable_expert_parallel": "true"},
+            env=FAST_START,
+        )
+    ],
+    [
+        Variant(
+            "deepseek-v3-8-layers-tp2-ep",
+            "deepseek-v3-fp8",
+            "deepseek-v3-8-layers",
+            "0,1",
+            settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
+            env=FAST_START,
+            levels=[1, 1, 16],
+        )
+    ],
+]
+PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN}
 
 
 # ---------------------------------------------------------------- prepare (here)
@@ -285,7 +343,7 @@ def _start(variant: Variant, gpus: str, port: int, models: Path, logs: Path) -> 
         **SAFE_NCCL,
         **variant.env,
         "CUDA_VISIBLE_DEVICES": gpus,
-        "VLLM_EXTRA_ARGS": "--load-format dummy",
+        "VLLM_EXTRA_ARGS": f"--load-format dummy {variant.extra_args}".strip(),
         "MODEL_WORKER_READY_TIMEOUT": "1500",
         "PYTHONUNBUFFERED": "1",
     }
@@ -409,6 +467,7 @@ def run_phase(
                 "model": variant.model,
                 "settings": variant.settings,
                 "env": variant.env,
+                "extra_args": variant.extra_args,
                 "gpus": [s.gpus for s in mine],
                 "start_to_health_s": [s.ready_s for s in mine],
             }
@@ -444,7 +503,7 @@ def _write(out: Path, results: dict[str, Any]) -> None:
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
-def run(models: Path, out: Path, *, minutes: float, only: list[str] | None) -> None:
+def run(models: Path, out: Path, *, plan: str, minutes: float, only: list[str] | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     budget_end = time.monotonic() + minutes * 60
     results: dict[str, Any] = {
@@ -457,11 +516,12 @@ def run(models: Path, out: Path, *, minutes: float, only: list[str] | None) -> N
             for name in sorted(os.listdir(models))
             if (models / name / "config.json").exists()
         },
+        "plan": plan,
         "runs": [],
     }
     print(json.dumps(results["machine"]), flush=True)
     _write(out, results)
-    for phase in PLAN:
+    for phase in PLANS[plan]:
         phase = [v for v in phase if not only or v.name in only]
         needed = {g for v in phase for gpus in [v.gpus, *v.replicas] for g in gpus.split(",")}
         if not phase or len(needed) > len(results["machine"]["gpus"]):
@@ -488,13 +548,14 @@ def main(argv: list[str] | None = None) -> None:
     go = commands.add_parser("run", help="run the plan on a GPU host")
     go.add_argument("--models", type=Path, required=True)
     go.add_argument("--out", type=Path, required=True)
+    go.add_argument("--plan", choices=sorted(PLANS), default="multi-gpu")
     go.add_argument("--minutes", type=float, default=22)
     go.add_argument("--only", nargs="*")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args.out)
     else:
-        run(args.models, args.out, minutes=args.minutes, only=args.only)
+        run(args.models, args.out, plan=args.plan, minutes=args.minutes, only=args.only)
 
 
 if __name__ == "__main__":
