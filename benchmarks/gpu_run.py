@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -503,7 +504,15 @@ def _write(out: Path, results: dict[str, Any]) -> None:
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
-def run(models: Path, out: Path, *, plan: str, minutes: float, only: list[str] | None) -> None:
+def run(
+    models: Path,
+    out: Path,
+    *,
+    plan: str,
+    minutes: float,
+    only: list[str] | None,
+    levels: list[int] | None = None,
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     budget_end = time.monotonic() + minutes * 60
     results: dict[str, Any] = {
@@ -523,6 +532,8 @@ def run(models: Path, out: Path, *, plan: str, minutes: float, only: list[str] |
     _write(out, results)
     for phase in PLANS[plan]:
         phase = [v for v in phase if not only or v.name in only]
+        if levels:
+            phase = [dataclasses.replace(v, levels=list(levels)) for v in phase]
         needed = {g for v in phase for gpus in [v.gpus, *v.replicas] for g in gpus.split(",")}
         if not phase or len(needed) > len(results["machine"]["gpus"]):
             continue
@@ -551,11 +562,14 @@ def main(argv: list[str] | None = None) -> None:
     go.add_argument("--plan", choices=sorted(PLANS), default="multi-gpu")
     go.add_argument("--minutes", type=float, default=22)
     go.add_argument("--only", nargs="*")
+    go.add_argument(
+        "--levels", nargs="*", type=int, help="concurrency levels for every variant (a short run)"
+    )
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args.out)
     else:
-        run(args.models, args.out, plan=args.plan, minutes=args.minutes, only=args.only)
+        run(args.models, args.out, plan=args.plan, minutes=args.minutes, only=args.only, levels=args.levels)
 
 
 if __name__ == "__main__":
