@@ -21,3 +21,8 @@ class IsShopAdmin(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return has_role(request.user, Role.ADMIN)
+
+
+def is_console_user(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Agents and admins work in the agent console."""
+    return has_role(user, Role.AGENT) or has_role(user, Role.ADMIN)
