@@ -7,6 +7,7 @@ from apps.conversations import views as conversation_views
 urlpatterns = [
     path("", include("apps.core.urls")),
     path("admin/", admin.site.urls),
+    path("console/", include("apps.tickets.urls")),
     path("api/", include("apps.knowledge.urls")),
     path("api/widget/", include("apps.conversations.urls")),
     path("v1/", include("apps.conversations.openai_urls")),
