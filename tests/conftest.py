@@ -54,15 +54,33 @@ def celery_ping(timeout: float = 1.0) -> list:
         return []
 
 
+# What the worker's tool steps (apps/tools) use: short carrier timeouts and few, quick retries, so the
+# failure tests take seconds. Tests that wait on a tool call can rely on these values.
+WORKER_CARRIER_TIMEOUT_SECONDS = 1.0
+WORKER_CARRIER_MAX_RETRIES = 1
+WORKER_TOOLS_MAX_ATTEMPTS = 2
+
+
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None, django_db_blocker, log_dir: Path) -> Iterator[ManagedProcess]:
-    """A real Celery worker process on the real Redis, using the test database."""
+def celery_worker(
+    django_db_setup: None, django_db_blocker, log_dir: Path, sandbox_carrier: SandboxCarrier
+) -> Iterator[ManagedProcess]:
+    """A real Celery worker process on the real Redis, using the test database; its carrier is the
+    sandbox carrier process."""
     from django.db import connection
 
     worker = start_process(
         "celery-worker",
         celery_worker_command(name="test"),
-        env=worker_env(connection.settings_dict["NAME"]),
+        env={
+            **worker_env(connection.settings_dict["NAME"]),
+            "CARRIER_API_BASE_URL": sandbox_carrier.base_url,
+            "CARRIER_API_KEY": sandbox_carrier.api_key,
+            "CARRIER_TIMEOUT_SECONDS": str(WORKER_CARRIER_TIMEOUT_SECONDS),
+            "CARRIER_MAX_RETRIES": str(WORKER_CARRIER_MAX_RETRIES),
+            "TOOLS_MAX_ATTEMPTS": str(WORKER_TOOLS_MAX_ATTEMPTS),
+            "TOOLS_RETRY_BACKOFF_SECONDS": "0.2",
+        },
         log_dir=log_dir,
     )
     wait_for("celery worker", lambda: bool(celery_ping()), timeout=60, process=worker)

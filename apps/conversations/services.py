@@ -30,6 +30,7 @@ from apps.conversations.models import Conversation, Message
 from apps.core.logging import log_context
 from apps.knowledge.models import KnowledgeBase
 from apps.knowledge.selectors import SearchHit, kb_search
+from apps.tools.flow import ToolSession, handoff_requested, negative_feedback
 from inference.client import (
     ChatModel,
     ClientConfig,
@@ -189,10 +190,21 @@ async def assistant_answer(
     question: str,
     chat_model: ChatModel,
     sampling: Sampling | None = None,
+    tools: ToolSession | None = None,
 ) -> AsyncIterator[AnswerEvent]:
     """Yield the answer to ``question`` as ``AnswerDelta`` events while the model streams,
     then one ``Answer``. Closing the iterator closes the model worker's stream, which aborts
-    the generation."""
+    the generation. With ``tools``, a message that needs a tool step (an order lookup) is
+    answered by it (``apps.tools.flow``)."""
+    # --- Tool steps (apps/tools, issue #5) ---
+    if tools is not None:
+        reply = await tools.reply(history=history, question=question, chat_model=chat_model)
+        if reply is not None:
+            yield Answer(
+                text=reply.text, outcome=reply.outcome, language=reply.language, escalate=reply.escalate
+            )
+            return
+    # --- End of tool steps ---
     prompt = await assistant_prompt(knowledge_base=knowledge_base, history=history, question=question)
     if isinstance(prompt, Answer):
         yield prompt
@@ -264,15 +276,21 @@ async def assistant_turn(
             # A person owns (or is about to own) the conversation: the bot stays silent.
             yield {"type": "queued", "status": conversation.status}
             return
+        tools = ToolSession.for_conversation(conversation, message_id=customer_message.pk)
         async for event in assistant_answer(
             knowledge_base=conversation.knowledge_base,
             history=await _history(conversation, before=customer_message),
             question=text,
             chat_model=chat_model,
+            tools=tools,
         ):
             if isinstance(event, AnswerDelta):
                 yield {"type": "delta", "text": event.text}
                 continue
+            # --- Tool steps: a ticket may have moved the conversation; escalations open one. ---
+            await conversation.arefresh_from_db(fields=["status"])
+            await tools.escalated(outcome=event.outcome, question=text)
+            # --- End of tool steps ---
             if event.escalate and conversation.status != Conversation.Status.WAITING_FOR_AGENT:
                 conversation.status = Conversation.Status.WAITING_FOR_AGENT
                 await conversation.asave(update_fields=["status", "updated_at"])
@@ -302,16 +320,30 @@ def api_visitor_label(key_prefix: str) -> str:
     return f"api:{key_prefix}"
 
 
-def _api_exchange_store(
-    *, knowledge_base: KnowledgeBase, key_prefix: str, question: str, answer: Answer
+def _api_conversation_create(
+    *, knowledge_base: KnowledgeBase, key_prefix: str, language: str
 ) -> Conversation:
+    return Conversation.objects.create(
+        knowledge_base=knowledge_base,
+        visitor_token_hash=api_visitor_label(key_prefix),
+        language=language,
+        # Nobody can reply to an API client later: a record, never in an agent's queue.
+        status=Conversation.Status.CLOSED,
+    )
+
+
+def _api_exchange_store(
+    *,
+    knowledge_base: KnowledgeBase,
+    key_prefix: str,
+    question: str,
+    answer: Answer,
+    conversation: Conversation | None = None,
+) -> Conversation:
+    """``conversation``: the record a tool step already created (it holds the tool calls)."""
     with transaction.atomic():
-        conversation = Conversation.objects.create(
-            knowledge_base=knowledge_base,
-            visitor_token_hash=api_visitor_label(key_prefix),
-            language=answer.language,
-            # Nobody can reply to an API client later: a record, never in an agent's queue.
-            status=Conversation.Status.CLOSED,
+        conversation = conversation or _api_conversation_create(
+            knowledge_base=knowledge_base, key_prefix=key_prefix, language=answer.language
         )
         Message.objects.bulk_create(
             [
@@ -333,17 +365,28 @@ async def assistant_api_turn(
 ) -> AsyncIterator[AnswerEvent]:
     """``assistant_answer`` for an API call, stored once the answer is complete (nothing is
     written before the first token; a call the client abandoned leaves no record). The client
-    sends the history with every call, so only this call's question and answer are stored."""
+    sends the history with every call, so only this call's question and answer are stored.
+    A tool step creates the record first, when it needs one to hold its calls."""
+    tools = ToolSession.for_api(
+        lambda: _api_conversation_create(
+            knowledge_base=knowledge_base, key_prefix=key_prefix, language=prompting.detect_language(question)
+        )
+    )
     async for event in assistant_answer(
         knowledge_base=knowledge_base,
         history=history,
         question=question,
         chat_model=chat_model,
         sampling=sampling,
+        tools=tools,
     ):
         if isinstance(event, Answer):
             conversation = await sync_to_async(_api_exchange_store)(
-                knowledge_base=knowledge_base, key_prefix=key_prefix, question=question, answer=event
+                knowledge_base=knowledge_base,
+                key_prefix=key_prefix,
+                question=question,
+                answer=event,
+                conversation=tools.conversation,
             )
             logger.info("api answer", extra={"conversation_id": conversation.pk, "outcome": event.outcome})
         yield event
@@ -357,12 +400,14 @@ def conversation_handoff_request(*, conversation: Conversation) -> Message | Non
     conversation.status = Conversation.Status.WAITING_FOR_AGENT
     conversation.save(update_fields=["status", "updated_at"])
     language = conversation.language if conversation.language in prompting.HANDOFF else "en"
-    return Message.objects.create(
+    note = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         text=prompting.HANDOFF[language],
         outcome="asked_for_person",
     )
+    handoff_requested(conversation=conversation, note=note)  # tool step: the ticket (apps/tools)
+    return note
 
 
 def message_feedback_set(*, conversation: Conversation, message_id: int, feedback: str) -> bool:
@@ -372,4 +417,7 @@ def message_feedback_set(*, conversation: Conversation, message_id: int, feedbac
     updated = Message.objects.filter(
         pk=message_id, conversation=conversation, role=Message.Role.ASSISTANT
     ).update(feedback=feedback)
+    if updated == 1 and feedback == Message.Feedback.DOWN:
+        # Tool step (apps/tools): a ticket for the agent console.
+        negative_feedback(conversation=conversation, message_id=message_id)
     return updated == 1

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.conversations",
     "apps.orders",
     "apps.tickets",
+    "apps.tools",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +221,21 @@ ORDERS_ANOMALY_RULES = env_list(
 )
 ORDERS_STALE_SCAN_HOURS = env_float("ORDERS_STALE_SCAN_HOURS", 72.0)
 ORDERS_LATE_GRACE_DAYS = env_int("ORDERS_LATE_GRACE_DAYS", 0)
+
+
+# --- Tool steps (apps/tools) ---------------------------------------------------------
+# Seconds a chat turn waits for a tool call (the carrier lookup) before telling the customer it is
+# still checking; the call goes on in the worker and opens its ticket when the carrier answers.
+TOOLS_WAIT_SECONDS = env_float("TOOLS_WAIT_SECONDS", 8.0)
+# Attempts of one tool call in all, after passing faults (carrier timeouts, 5xx), with backoff between.
+TOOLS_MAX_ATTEMPTS = env_int("TOOLS_MAX_ATTEMPTS", 3)
+TOOLS_RETRY_BACKOFF_SECONDS = env_float("TOOLS_RETRY_BACKOFF_SECONDS", 1.0)
+TOOLS_TASK_SOFT_TIME_LIMIT = env_int("TOOLS_TASK_SOFT_TIME_LIMIT", 60)
+# A call queued or running this long without finishing is re-queued by the sweeper (beat, every minute).
+TOOLS_STALE_SECONDS = env_int("TOOLS_STALE_SECONDS", 120)
+# Output tokens of the tool choice the model makes when a message is not clear-cut (0: never ask).
+TOOLS_DECIDE_MAX_TOKENS = env_int("TOOLS_DECIDE_MAX_TOKENS", 24)
+CELERY_BEAT_SCHEDULE["tools-requeue-stale-calls"] = {"task": "tools.requeue_stale_calls", "schedule": 60.0}
 
 
 # Tickets: minutes from opening to the service-level deadline, per priority.
