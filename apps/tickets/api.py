@@ -18,6 +18,8 @@ from apps.tickets.views import queue_page
 
 DASHBOARD_DEFAULT_DAYS = 14
 DASHBOARD_MAX_DAYS = 90
+# At most this many new tickets are announced per poll (the counts say how many there are).
+OPENED_MAX = 20
 
 
 def _ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -53,7 +55,8 @@ def queue(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"detail": "since must be a ticket id"}, status=400)
     filters = selectors.QueueFilters.from_query(request.GET)
     page = queue_page(request, filters)
-    opened = list(selectors.tickets_opened_after(since)) if since else []
+    # Without ``since`` nothing is "new"; a console that saw no tickets at all asks with since=0.
+    opened = list(selectors.tickets_opened_after(since)[:OPENED_MAX]) if "since" in request.GET else []
     return JsonResponse(
         {
             "counts": selectors.ticket_status_counts(filters, user=request.user),

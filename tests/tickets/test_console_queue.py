@@ -109,8 +109,14 @@ def test_the_queue_runs_a_fixed_number_of_queries_however_many_tickets(
 
 
 def test_the_poll_endpoint_reports_new_tickets_counts_and_rows(client_for, make_ticket) -> None:
-    first = make_ticket()
     client = client_for("agent")
+    empty = client.get(reverse("console-api-queue"), {"since": 0}).json()
+    assert (empty["latest_id"], empty["opened"], empty["tickets"]) == (0, [], [])
+    first = make_ticket()
+    # A console that saw no tickets at all hears about the very first one.
+    assert [t["number"] for t in client.get(reverse("console-api-queue"), {"since": 0}).json()["opened"]] == [
+        first.number
+    ]
     before = client.get(reverse("console-api-queue"), {"since": first.pk}).json()
     assert before["opened"] == []
     assert before["latest_id"] == first.pk
