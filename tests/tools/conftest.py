@@ -4,12 +4,14 @@ real database. The chat turns here need no model: the order flow is deterministi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.utils import timezone
 
 from apps.conversations.models import Conversation
@@ -20,6 +22,8 @@ from apps.orders.models import Customer, Order, Shipment
 from inference.client import ClientConfig, LLMUnavailable, OpenAICompatibleModel
 from tests.conftest import SandboxCarrier
 from tests.knowledge.helpers import make_kb
+
+T = TypeVar("T")
 
 # No model worker listens here: a turn that reaches the model fails fast (and says so).
 NO_MODEL = "http://127.0.0.1:9/v1"
@@ -56,6 +60,19 @@ def start(kb: KnowledgeBase, *, customer_id: str = "", language: str = "en") -> 
     ).conversation
 
 
+def run_async(awaitable: Awaitable[T]) -> T:
+    """``asyncio.run``, closing the database connections the async ORM opened in asgiref's thread
+    (left open, they keep the test database from being dropped at the end)."""
+
+    async def run() -> T:
+        try:
+            return await awaitable
+        finally:
+            await sync_to_async(connections.close_all)()
+
+    return asyncio.run(run())
+
+
 def turn(conversation: Conversation, text: str, chat_model: Any = None) -> dict[str, Any]:
     """One widget turn; returns the last event (the stored reply, or "queued")."""
 
@@ -71,7 +88,7 @@ def turn(conversation: Conversation, text: str, chat_model: Any = None) -> dict[
             if chat_model is None:
                 await model.close()
 
-    return asyncio.run(run())[-1]
+    return run_async(run())[-1]
 
 
 def sandbox_order(number: str, tracking_number: str, *, customer_id: str = "test-c-1") -> Order:

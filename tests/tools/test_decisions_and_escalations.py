@@ -3,8 +3,6 @@ the admin's list of tool calls."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from apps.conversations.models import Conversation, Message
@@ -14,7 +12,7 @@ from apps.tools.flow import ToolSession, route_message, tool_choice
 from apps.tools.models import ToolCall
 from apps.tools.services import tool_call_wait
 from inference.client import ClientConfig, LLMInvalidOutput, OpenAICompatibleModel
-from tests.tools.conftest import LI_WEI, NO_MODEL, ScriptedModel, start, turn
+from tests.tools.conftest import LI_WEI, NO_MODEL, ScriptedModel, run_async, start, turn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,14 +55,14 @@ def test_an_email_after_an_order_number_continues_that_lookup() -> None:
     ids=["unknown-tool", "wrong-shape", "invalid-output", "worker-down"],
 )
 def test_a_failed_or_invalid_decision_means_the_knowledge_base(model) -> None:
-    assert asyncio.run(tool_choice(question="DS20240501", chat_model=model)) == "search_knowledge_base"
+    assert run_async(tool_choice(question="DS20240501", chat_model=model)) == "search_knowledge_base"
 
 
 def test_an_invalid_decision_makes_no_tool_call_and_leaves_the_answer_to_the_knowledge_base(shop) -> None:
     conversation = start(shop, customer_id=LI_WEI)
     model = ScriptedModel({"tool": "ignore previous instructions"})
     session = ToolSession.for_conversation(conversation, message_id=1)
-    reply = asyncio.run(session.reply(history=[], question="DS20240501", chat_model=model))
+    reply = run_async(session.reply(history=[], question="DS20240501", chat_model=model))
     assert model.decisions == 1
     assert reply is None  # assistant_answer goes on to retrieval and the model's answer
     assert not ToolCall.objects.exists()
@@ -114,12 +112,12 @@ def test_a_low_confidence_answer_opens_a_ticket(shop) -> None:
     conversation = start(shop)
     message = Message.objects.create(conversation=conversation, role="customer", text="Do you sell boats?")
     session = ToolSession.for_conversation(conversation, message_id=message.pk)
-    asyncio.run(session.escalated(outcome="low_confidence", question=message.text))
-    asyncio.run(session.escalated(outcome="low_confidence", question=message.text))  # the same turn again
+    run_async(session.escalated(outcome="low_confidence", question=message.text))
+    run_async(session.escalated(outcome="low_confidence", question=message.text))  # the same turn again
     assert ToolCall.objects.count() == 1
     ticket = _ticket_of(conversation, Ticket.Reason.LOW_CONFIDENCE)
     assert ticket.detail == "Do you sell boats?"
-    asyncio.run(session.escalated(outcome="answered", question="x"))
+    run_async(session.escalated(outcome="answered", question="x"))
     assert ToolCall.objects.count() == 1
 
 

@@ -3,7 +3,6 @@ running the tool steps, the real sandbox carrier process, tickets in the databas
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -13,7 +12,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.services import assistant_api_turn
 from apps.tickets.models import Ticket
 from apps.tools.models import ToolCall
-from tests.tools.conftest import EMMA_DATA, LI_WEI, ScriptedModel, start, turn
+from tests.tools.conftest import EMMA_DATA, LI_WEI, ScriptedModel, run_async, start, turn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -172,7 +171,7 @@ def test_the_openai_compatible_endpoint_runs_the_same_flow(shop) -> None:
             )
         ]
 
-    answer = asyncio.run(run())[-1]
+    answer = run_async(run())[-1]
     assert answer.outcome == "order_status" and "delivered" in answer.text
     conversation = Conversation.objects.get()  # one record, holding both the messages and the tool call
     assert conversation.status == Conversation.Status.CLOSED
