@@ -214,7 +214,8 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
         "read those ratios as rough. Variants: *profile* is `qwen3-30b-a3b-fp8` as committed (vLLM picked the "
         "Triton FP8 MoE backend with vLLM's own H200 config for this block-FP8 shape, FlashAttention, async "
         "scheduling); *tuned* adds `max_num_seqs=256`, `max_num_batched_tokens=16384` and CUDA graphs for decode "
-        "batches up to 256; *dp2* is the tuned variant on both GPUs, one replica each, streams spread round-robin. "
+        "batches up to 256; *dp2* is the tuned variant on both GPUs, one replica each, streams spread round-robin; *cutlass-linear* "
+        "swaps DeepGEMM's block-FP8 linear kernels for CUTLASS's (`--linear-backend cutlass`; a second, shorter run). "
         "Goals: ≤ 3 ms per output token at one stream, ≥ 8,000 tok/s at 256 streams, TTFT p95 ≤ 1.5 s at 64 streams.",
         "",
     ]
