@@ -85,6 +85,15 @@ def model_path_for(profile: Profile) -> str:
     raise ValueError(f"profile {profile.name}: unknown source kind {source['kind']!r}")
 
 
+def _secret_from_env(name: str) -> str | None:
+    """``NAME``, else the content of the file ``NAME_FILE`` names (Docker and Kubernetes secrets are
+    files); the same rule as config/env.py, which this package cannot import (no Django in the vLLM image)."""
+    value = os.environ.get(name)
+    if value is None and os.environ.get(f"{name}_FILE"):
+        value = Path(os.environ[f"{name}_FILE"]).read_text(encoding="utf-8").strip()
+    return value or None
+
+
 def _health_ok(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:  # noqa: S310
@@ -111,7 +120,7 @@ def serve(profile: Profile, *, host: str, port: int, model: str | None = None) -
         model=model,
         host=host,
         port=port,
-        api_key=os.environ.get("LLM_API_KEY") or None,
+        api_key=_secret_from_env("LLM_API_KEY"),
         max_model_len=int(os.environ["MAX_MODEL_LEN"]) if os.environ.get("MAX_MODEL_LEN") else None,
         gpu_memory_utilization=(
             float(os.environ["GPU_MEMORY_UTILIZATION"]) if os.environ.get("GPU_MEMORY_UTILIZATION") else None

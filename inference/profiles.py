@@ -64,6 +64,9 @@ class Profile:
     source: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
     sampling: dict[str, Any] = field(default_factory=dict)
+    # How deploy files run the profile (GPU profiles): ``image`` (the vllm/vllm-openai tag it was
+    # verified with), ``gpus_per_node`` and ``nodes``. deploy/ uses the same values (tests/deploy).
+    deploy: dict[str, Any] = field(default_factory=dict)
 
 
 def available() -> list[str]:
@@ -88,6 +91,7 @@ def load(name: str) -> Profile:
             source=dict(data["source"]),
             env={key: str(value) for key, value in data.get("env", {}).items()},
             sampling=dict(data.get("sampling", {})),
+            deploy=dict(data.get("deploy", {})),
         )
     except (KeyError, TypeError) as exc:
         raise ProfileError(f"profile {name!r} is malformed: {exc}") from exc
