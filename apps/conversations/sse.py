@@ -9,6 +9,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from django.http import StreamingHttpResponse
 
+from apps.core.metrics import SSE_STREAMS_OPEN
+
 KEEPALIVE_SECONDS = 15
 
 
@@ -23,6 +25,7 @@ async def with_keepalive(
     so aborts the generation.
     """
     pending = asyncio.ensure_future(frames.__anext__())
+    SSE_STREAMS_OPEN.inc()
     try:
         while True:
             done, _ = await asyncio.wait({pending}, timeout=interval)
@@ -36,6 +39,7 @@ async def with_keepalive(
             yield frame
             pending = asyncio.ensure_future(frames.__anext__())
     finally:
+        SSE_STREAMS_OPEN.dec()
         if not pending.done():
             pending.cancel()
             # The generator cannot be closed while its frame is still running.

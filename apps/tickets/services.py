@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.accounts.permissions import has_role
 from apps.accounts.roles import Role
 from apps.conversations.models import Conversation, Message
+from apps.core.metrics import escalation_count
 from apps.orders.models import Customer, Order
 from apps.tickets.models import Ticket, TicketEvent
 
@@ -88,6 +89,7 @@ def ticket_open(
                     status=Conversation.Status.WAITING_FOR_AGENT, updated_at=now
                 )
         logger.info("ticket opened", extra={"ticket": ticket.number, "reason": reason})
+        transaction.on_commit(lambda: escalation_count(reason=reason))
         return ticket, True
     except IntegrityError:
         pass

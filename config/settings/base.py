@@ -39,6 +39,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics answer before the host check: probes and Prometheus use pod IPs.
+    "apps.core.middleware.InternalEndpointsMiddleware",
+    "apps.core.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves static files (admin, widget) from the app server; cached forever by hashed name.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -150,6 +153,8 @@ LLM_PROBE_TIMEOUT = env_float("LLM_PROBE_TIMEOUT", 10.0)
 
 # --- Health -----------------------------------------------------------------
 READYZ_CHECK_TIMEOUT = env_float("READYZ_CHECK_TIMEOUT", 3.0)
+# Bearer token Prometheus sends to /metrics; unset, /metrics is off unless DEBUG (apps/core/views.py).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_FORMAT = env_str("LOG_FORMAT", "json")
