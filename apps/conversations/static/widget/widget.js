@@ -2,22 +2,33 @@
  * Renders inside a shadow root (the page's CSS can't reach it, its CSS can't leak out),
  * streams answers over server-sent events, and renders the model's markdown safely:
  * text is escaped first, and only **bold**, *italic*, `code`, lists, line breaks and
- * http(s) links are turned back into elements built with the DOM API. */
+ * http(s) links are turned back into elements built with the DOM API.
+ * A logged-in customer: add data-customer-id="C123" data-customer-signature="HEX", the
+ * signature computed by the shop's server (README, "Verified customer identity").
+ * While the panel is open it polls for an agent's replies and status changes. */
 (function () {
   "use strict";
   const script = document.currentScript || document.querySelector("script[data-kb]");
   if (!script) return;
   const kb = script.dataset.kb;
+  const customerId = script.dataset.customerId || "";
+  const customerSignature = script.dataset.customerSignature || "";
+  const POLL_MS = 3000;
   const base = new URL(script.src, location.href).origin;
   const pageLang = (document.documentElement.lang || navigator.language || "en").toLowerCase();
   const lang = pageLang.startsWith("zh") ? "zh" : "en";
   const T = {
     en: {title: "Customer service", placeholder: "Ask a question…", send: "Send", person: "Talk to a person",
          open: "Chat with us", close: "Close", sources: "Sources", error: "Something went wrong. Please try again.",
-         helpful: "Helpful", unhelpful: "Not helpful", waiting: "A member of our team will reply here."},
+         helpful: "Helpful", unhelpful: "Not helpful", waiting: "A member of our team will reply here.",
+         agent: "Team member", closed: "This conversation has ended.",
+         status: {waiting_for_agent: "Waiting for a member of our team…", agent: "A member of our team has joined.",
+                  bot: "You're chatting with the assistant again."}},
     zh: {title: "在线客服", placeholder: "请输入您的问题…", send: "发送", person: "转人工客服",
          open: "联系客服", close: "关闭", sources: "来源", error: "出错了，请稍后再试。",
-         helpful: "有帮助", unhelpful: "没帮助", waiting: "客服人员稍后会在这里回复您。"},
+         helpful: "有帮助", unhelpful: "没帮助", waiting: "客服人员稍后会在这里回复您。",
+         agent: "人工客服", closed: "本次对话已结束。",
+         status: {waiting_for_agent: "正在为您转接人工客服…", agent: "人工客服已加入对话。", bot: "已切换回智能助手。"}},
   }[lang];
   const storeKey = "shopdesk:" + base + ":" + kb;
 
@@ -41,6 +52,7 @@
       .customer { align-self: flex-end; background: #1f6feb; color: #fff; }
       .assistant, .agent { align-self: flex-start; background: #f1f3f5; }
       .agent { border-left: 3px solid #2da44e; }
+      .who { display: block; font-size: 11px; color: #2da44e; font-weight: 600; margin-bottom: 2px; }
       .msg a { color: inherit; }
       .cite { border: 0; background: #dbe5f5; border-radius: 4px; padding: 0 4px; margin: 0 1px; cursor: pointer; font-size: 12px; }
       .quote { margin-top: 6px; padding: 6px 8px; background: #fff; border-left: 3px solid #1f6feb; font-size: 12px; }
@@ -138,14 +150,25 @@
 
   // --- conversation ------------------------------------------------------------------
   let state = JSON.parse(localStorage.getItem(storeKey) || "null");
+  // A conversation belongs to the identity it was started with: another customer (or a
+  // logged-out visitor) on this browser gets a new one and never sees the last one's history.
+  if (state && (state.identity || "") !== customerId) { state = null; localStorage.removeItem(storeKey); }
+  let lastId = 0, status = null, sending = false, polling = null;
+  const seen = new Set();
   function headers() { return {"Content-Type": "application/json", "Authorization": "Bearer " + state.token}; }
+  class WidgetError extends Error {}
   async function ensureConversation() {
     if (state) return;
+    const body = {kb, language: lang};
+    if (customerId) Object.assign(body, {customer_id: customerId, customer_signature: customerSignature});
     const response = await fetch(base + "/api/widget/conversations/", {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({kb, language: lang}),
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
     });
-    if (!response.ok) throw new Error("create " + response.status);
-    state = await response.json();
+    if (!response.ok) {
+      const detail = (await response.json().catch(() => ({}))).detail;
+      throw new WidgetError(detail || T.error);
+    }
+    state = {...(await response.json()), identity: customerId};
     localStorage.setItem(storeKey, JSON.stringify(state));
   }
   function addSources(element, citations) {
@@ -165,7 +188,13 @@
     const element = document.createElement("div");
     element.className = "msg " + role;
     element.dataset.role = role;
+    if (id) { element.dataset.id = id; seen.add(id); lastId = Math.max(lastId, id); }
     render(element, text, citations);
+    if (role === "agent") {
+      // A person wrote this, not the assistant: say so above the text.
+      const who = document.createElement("span"); who.className = "who"; who.textContent = T.agent;
+      element.prepend(who);
+    }
     addSources(element, citations);
     if (role === "assistant" && id) addFeedback(element, id);
     log.append(element);
@@ -200,17 +229,51 @@
     if (response.status === 404) { state = null; localStorage.removeItem(storeKey); return; }
     const body = await response.json();
     log.replaceChildren();
-    for (const message of body.messages) {
-      const element = bubble(message.role, message.text, message.citations);
-      if (message.role === "assistant") { element.querySelector(".feedback")?.remove(); addFeedback(element, message.id, message.feedback); }
-    }
+    seen.clear(); lastId = 0; status = body.status;
+    for (const message of body.messages) show(message);
   }
+  function show(message) {
+    if (message.role === "system") { seen.add(message.id); lastId = Math.max(lastId, message.id); notice(message.text); return; }
+    const element = bubble(message.role, message.text, message.citations, message.id);
+    if (message.role === "assistant") { element.querySelector(".feedback")?.remove(); addFeedback(element, message.id, message.feedback); }
+  }
+  function statusChanged(next) {
+    if (next === status) return;
+    status = next;
+    if (T.status[next]) notice(T.status[next]);
+  }
+  // Agents' replies and status changes arrive by polling: plain GETs pass every proxy, and a
+  // few seconds' delay is normal in a chat with a person.
+  async function poll() {
+    if (!state || sending) return;
+    const conversation = state.id;
+    let response;
+    try {
+      response = await fetch(`${base}/api/widget/conversations/${conversation}/messages/?after=${lastId}`, {headers: headers()});
+    } catch (error) { return; }  // offline for a moment: the next poll tries again
+    if (!state || state.id !== conversation || sending) return;  // a send started meanwhile: its stream shows it
+    if (response.status === 404) {
+      stopPolling(); notice(T.closed); state = null; localStorage.removeItem(storeKey); return;
+    }
+    if (!response.ok) return;
+    const body = await response.json();
+    for (const message of body.messages) {
+      if (seen.has(message.id)) continue;
+      if (message.role === "customer") { seen.add(message.id); lastId = Math.max(lastId, message.id); continue; }
+      show(message);
+    }
+    statusChanged(body.status);
+    log.scrollTop = log.scrollHeight;
+  }
+  function startPolling() { if (!polling) polling = setInterval(poll, POLL_MS); }
+  function stopPolling() { clearInterval(polling); polling = null; }
   async function send(text) {
-    await ensureConversation();
     bubble("customer", text);
     const answer = bubble("assistant", "");
     let streamed = "";
+    sending = true;
     try {
+      await ensureConversation();
       const response = await fetch(`${base}/api/widget/conversations/${state.id}/send/`, {
         method: "POST", headers: headers(), body: JSON.stringify({text}),
       });
@@ -234,22 +297,27 @@
           if (event.type === "delta") { streamed += event.text; render(answer, streamed); }
           else if (event.type === "message") {
             render(answer, event.text, event.citations); addSources(answer, event.citations); addFeedback(answer, event.id);
+            answer.dataset.id = event.id; seen.add(event.id); lastId = Math.max(lastId, event.id);
+            status = event.conversation_status;  // the answer itself says when a person was asked for
           }
-          else if (event.type === "queued") { answer.remove(); notice(T.waiting); }
+          else if (event.type === "queued") { answer.remove(); notice(T.waiting); status = event.status; }
           log.scrollTop = log.scrollHeight;
         }
       }
     } catch (error) {
-      render(answer, T.error);
+      render(answer, error instanceof WidgetError ? error.message : T.error);
+    } finally {
+      sending = false;
     }
   }
 
   $(".launcher").addEventListener("click", async () => {
     const panel = $(".panel");
     panel.classList.toggle("open");
-    if (panel.classList.contains("open")) { await loadHistory(); $("textarea").focus(); }
+    if (panel.classList.contains("open")) { await loadHistory(); $("textarea").focus(); startPolling(); }
+    else stopPolling();
   });
-  $(".close").addEventListener("click", () => $(".panel").classList.remove("open"));
+  $(".close").addEventListener("click", () => { $(".panel").classList.remove("open"); stopPolling(); });
   $("form").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("textarea").value.trim();
@@ -261,10 +329,12 @@
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("form").requestSubmit(); }
   });
   $(".person").addEventListener("click", async () => {
-    await ensureConversation();
+    try { await ensureConversation(); }
+    catch (error) { notice(error instanceof WidgetError ? error.message : T.error); return; }
     const response = await fetch(`${base}/api/widget/conversations/${state.id}/handoff/`, {method: "POST", headers: headers()});
     const body = await response.json();
-    if (body.message) bubble("assistant", body.message.text);
+    status = body.status;
+    if (body.message) bubble("assistant", body.message.text, [], body.message.id);
     else notice(T.waiting);
   });
   document.body.append(host);
