@@ -131,3 +131,47 @@ def citations_for(answer: str, passages: Sequence[Passage], *, quote_chars: int 
         }
         for passage in ranked
     ]
+
+
+REWRITE_INSTRUCTION = (
+    "Turn the customer's follow-up message into one short standalone question for searching the shop's "
+    "policies: replace words like it, there, that, 这个, 那 with what they refer to in the conversation. "
+    "Keep the follow-up's language. Do not answer it. Reply with JSON."
+)
+REWRITE_SCHEMA = {
+    "type": "object",
+    "properties": {"query": {"type": "string"}},
+    "required": ["query"],
+    "additionalProperties": False,
+}
+# Two worked examples (one per language): the small CPU model copies the pattern far more
+# reliably than it follows the instruction alone.
+REWRITE_EXAMPLES = [
+    (
+        "Conversation:\nCustomer: How long is the warranty on sofas?\nShop: Sofas have a five-year warranty.\n\n"
+        "Follow-up: And for chairs?",
+        '{"query":"How long is the warranty on chairs?"}',
+    ),
+    (
+        "Conversation:\nCustomer: 退货要在多少天内申请？\nShop: 收货后三十天内可以申请退货。\n\nFollow-up: 运费谁出？",
+        '{"query":"退货的运费由谁承担？"}',
+    ),
+]
+
+
+def rewrite_messages(
+    *, history: Sequence[tuple[str, str]], question: str, turns: int = 4, turn_chars: int = 300
+) -> list[dict[str, str]]:
+    """A short prompt for the query rewrite: the last ``turns`` messages, each cut to
+    ``turn_chars``, so the extra call stays cheap (prefill grows with every character)."""
+    lines = [
+        f"{'Customer' if role == 'user' else 'Shop'}: {text[:turn_chars]}" for role, text in history[-turns:]
+    ]
+    messages = [{"role": "system", "content": REWRITE_INSTRUCTION}]
+    for example, answer in REWRITE_EXAMPLES:
+        messages += [{"role": "user", "content": example}, {"role": "assistant", "content": answer}]
+    conversation = "\n".join(lines)
+    messages.append(
+        {"role": "user", "content": f"Conversation:\n{conversation}\n\nFollow-up: {question[:turn_chars]}"}
+    )
+    return messages

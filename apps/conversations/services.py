@@ -13,6 +13,7 @@ an unreachable model are handled by rules, not by the model's judgement.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -141,6 +142,8 @@ class Prompt:
     messages: list[dict[str, str]]
     passages: list[prompting.Passage]
     language: str
+    # What retrieval searched for: the question, or its standalone rewrite when there was history.
+    search_query: str = ""
 
 
 def _passages(hits: list[SearchHit]) -> list[prompting.Passage]:
@@ -152,19 +155,58 @@ def _passages(hits: list[SearchHit]) -> list[prompting.Passage]:
     ]
 
 
+async def search_query_rewrite(
+    *, history: list[tuple[str, str]], question: str, chat_model: ChatModel
+) -> str:
+    """``question`` as a standalone search query ("And for sofas?" after a question about
+    returns becomes "return policy for sofas"), by a short constrained-output call. Without
+    history, or with rewriting off, there is nothing to resolve and no call is made; on any
+    model error the question itself is searched (the answer's own call reports the outage)."""
+    max_tokens = settings.CHAT_QUERY_REWRITE_MAX_TOKENS
+    if not history or max_tokens <= 0:
+        return question
+    started = time.monotonic()
+    try:
+        # A non-streamed call waits up to LLM_TOTAL_TIMEOUT; a rewrite may not hold a turn that long.
+        async with asyncio.timeout(settings.LLM_FIRST_TOKEN_TIMEOUT):
+            decision = await chat_model.decide(
+                prompting.rewrite_messages(history=history, question=question),
+                schema=prompting.REWRITE_SCHEMA,
+                name="search_query",
+                max_tokens=max_tokens,
+            )
+    except (LLMError, TimeoutError) as exc:
+        logger.warning("query rewrite failed; searching the message as sent", extra={"error": str(exc)})
+        return question
+    query = " ".join(str(decision["query"]).split())
+    logger.info(
+        "search query rewritten",
+        extra={"search_query": query, "rewrite_ms": round((time.monotonic() - started) * 1000)},
+    )
+    return query or question
+
+
 async def assistant_prompt(
-    *, knowledge_base: KnowledgeBase, history: list[tuple[str, str]], question: str
+    *,
+    knowledge_base: KnowledgeBase,
+    history: list[tuple[str, str]],
+    question: str,
+    chat_model: ChatModel | None = None,
 ) -> Prompt | Answer:
     """The messages the model gets for ``question``, or the answer itself when a rule decides
     (a request for a person, or no passage close enough). ``history`` is (role, text) oldest
-    first, role "user" or "assistant"."""
+    first, role "user" or "assistant". With ``chat_model`` and history, retrieval searches the
+    question's standalone rewrite (``search_query_rewrite``)."""
     language = prompting.detect_language(question)
     if prompting.wants_person(question):
         return Answer(
             text=prompting.HANDOFF[language], outcome="asked_for_person", language=language, escalate=True
         )
+    search_query = question
+    if chat_model is not None:
+        search_query = await search_query_rewrite(history=history, question=question, chat_model=chat_model)
     hits = await sync_to_async(kb_search)(
-        knowledge_base=knowledge_base, query=question, k=settings.CHAT_PASSAGES
+        knowledge_base=knowledge_base, query=search_query, k=settings.CHAT_PASSAGES
     )
     best = max((hit.similarity or 0.0 for hit in hits), default=0.0)
     if best < settings.CHAT_MIN_SIMILARITY:
@@ -180,7 +222,7 @@ async def assistant_prompt(
         question=question,
         language=language,
     )
-    return Prompt(messages=messages, passages=passages, language=language)
+    return Prompt(messages=messages, passages=passages, language=language, search_query=search_query)
 
 
 async def assistant_answer(
@@ -205,7 +247,9 @@ async def assistant_answer(
             )
             return
     # --- End of tool steps ---
-    prompt = await assistant_prompt(knowledge_base=knowledge_base, history=history, question=question)
+    prompt = await assistant_prompt(
+        knowledge_base=knowledge_base, history=history, question=question, chat_model=chat_model
+    )
     if isinstance(prompt, Answer):
         yield prompt
         return
