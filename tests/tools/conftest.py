@@ -73,12 +73,15 @@ def run_async(awaitable: Awaitable[T]) -> T:
     return asyncio.run(run())
 
 
-def turn(conversation: Conversation, text: str, chat_model: Any = None) -> dict[str, Any]:
-    """One widget turn; returns the last event (the stored reply, or "queued")."""
+def turn(
+    conversation: Conversation, text: str, chat_model: Any = None, *, model_url: str = NO_MODEL
+) -> dict[str, Any]:
+    """One widget turn; returns the last event (the stored reply, or "queued"). Without ``chat_model``,
+    a client of the model worker at ``model_url`` (none by default), opened and closed in the turn."""
 
     async def run() -> list[dict[str, Any]]:
         model = chat_model or OpenAICompatibleModel(
-            ClientConfig(base_url=NO_MODEL, model="x", connect_retries=0)
+            ClientConfig(base_url=model_url, model="shopdesk-chat", connect_retries=0)
         )
         try:
             return [

@@ -45,19 +45,17 @@ def test_the_small_model_answers_the_tool_choice_within_the_schema(model_worker)
 
 
 def test_the_seed_flow_with_the_model_worker_in_the_loop(shop, model_worker) -> None:
-    model = _model(model_worker)
     reply = turn(
         start(shop, customer_id=LI_WEI),
         "My order DS20240501 shows shipped, but tracking hasn't updated for 3 days.",
-        chat_model=model,
+        model_url=model_worker,
     )
     ticket = Ticket.objects.get()
     assert reply["outcome"] == "order_status" and ticket.number in reply["text"]
 
     # An unclear message goes through the model's choice and ends in a valid answer either way.
-    unclear = turn(start(shop, customer_id=LI_WEI), "DS20240501", chat_model=model)
+    unclear = turn(start(shop, customer_id=LI_WEI), "DS20240501", model_url=model_worker)
     assert unclear["type"] == "message"
     assert unclear["outcome"] in {"order_status", "asked_for_person", "low_confidence", "answered"}
     assert Ticket.objects.count() == 1
     assert not ToolCall.objects.filter(status=ToolCall.Status.FAILED).exists()
-    run_async(model.close())
