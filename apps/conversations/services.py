@@ -24,7 +24,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.conversations import prompting
 from apps.conversations.models import Conversation, Message
@@ -225,6 +225,12 @@ async def assistant_prompt(
     return Prompt(messages=messages, passages=passages, language=language, search_query=search_query)
 
 
+def _database_connection_release() -> None:
+    """Close this thread's connection unless a transaction (a test's, say) still needs it."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 async def assistant_answer(
     *,
     knowledge_base: KnowledgeBase,
@@ -256,6 +262,10 @@ async def assistant_answer(
     sampling = sampling or Sampling.from_settings()
     parts: list[str] = []
     end: StreamEnd | None = None
+    # Seconds to minutes of waiting for the model follow: give the database connection back
+    # instead of holding one per open stream (100 streams exhausted PostgreSQL's 100
+    # connections: benchmarks/widget_streams.py). Storing the answer opens one again.
+    await sync_to_async(_database_connection_release)()
     started = time.monotonic()
     try:
         async for event in chat_model.stream(
