@@ -165,6 +165,40 @@ def _app_overhead_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _widget_streams_section(result: dict[str, Any]) -> list[str]:
+    ttft, turn, rewrite = result["ttft_s"], result["turn_s"], result["query_rewrite"]
+    errors = ", ".join(f"{kind}: {n}" for kind, n in result["error_kinds"].items()) or "none"
+    outcomes = ", ".join(f"{kind} {n}" for kind, n in result["outcomes"].items())
+    return [
+        "## Concurrent widget conversations",
+        "",
+        f"Measured {result['machine']['date']} on {result['machine']['cpu_count']} cores, {result['profile']}: "
+        f"{result['streams']} visitors each start a conversation and stream one answer to a demo question through "
+        f"the web server (uvicorn, one process), all at once; answers capped at {result['max_tokens']} tokens, "
+        "first-token timeout raised to the batch's length, `DATABASE_CONN_MAX_AGE="
+        f"{result.get('web_conn_max_age', 60)}` on the web server. Client-side times from the start of each "
+        "conversation.",
+        "",
+        "| streams | errors (goal 0) | open SSE streams peak | TTFT p50 / p95 | turn p50 / p95 | all done |",
+        "|---|---|---|---|---|---|",
+        f"| {result['streams']} | {result['errors']} ({errors}) | {result['open_streams_peak']} | "
+        f"{ttft['p50']:.1f} / {ttft['p95']:.1f} s | {turn['p50']:.1f} / {turn['p95']:.1f} s | {result['total_s']:.0f} s |",
+        "",
+        f"Outcomes: {outcomes}. The model worker is the bottleneck: the web tier holds every stream open while "
+        'vLLM prefills the batch on 2 cores. The errors are PostgreSQL refusing connections ("too many clients", '
+        "100 allowed): under ASGI each request does its database work in a thread of its own with its own "
+        "connection, so 100 simultaneous requests need up to 100 connections at once; the answer's stream gives its "
+        "connection back while it waits for the model, and the web server must not keep connections after a request "
+        "(`DATABASE_CONN_MAX_AGE=0`; with the default 60 s, 81 of 100 failed). A bounded pool (psycopg's, through "
+        'Django\'s `OPTIONS["pool"]`) would make the rest wait instead of fail. A follow-up question (with history) first rewrites the question into a '
+        f"standalone search query: {rewrite['ms']['p50']:.0f} ms p50 / {rewrite['ms']['p95']:.0f} ms p95 on an idle "
+        f"worker ({rewrite['max_tokens']} output tokens at most; first questions skip it), e.g. "
+        + "; ".join(f"“{e['question']}” → “{e['query']}”" for e in rewrite["examples"][:2])
+        + ".",
+        "",
+    ]
+
+
 def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     bandwidth = result["machine"]["copy_bandwidth_bytes_per_s"]
     lines = [
@@ -264,6 +298,7 @@ SECTIONS = {
     "inference": _inference_section,
     "model_choice": _model_choice_section,
     "app_overhead": _app_overhead_section,
+    "widget_streams": _widget_streams_section,
     "gpu": _gpu_section,
 }
 
