@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> None:
     # connection (the default 60 s) outlives its request: 100 visitors left 100 connections
     # open and PostgreSQL refused the rest ("too many clients"). 0 closes each at the request's end.
     parser.add_argument("--conn-max-age", type=int, default=0, help="DATABASE_CONN_MAX_AGE of the web server")
+    # A bounded pool (what the web container runs with) makes a burst wait for a connection instead.
+    parser.add_argument(
+        "--pool", type=int, default=20, help="DATABASE_POOL_MAX_SIZE of the web server (0: off)"
+    )
     args = parser.parse_args(argv)
 
     from benchmarks.services import benchmark_database
@@ -231,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
                     "CHAT_MESSAGES_PER_IP_PER_MINUTE": "100000",
                     "LOG_LEVEL": "WARNING",
                     "DATABASE_CONN_MAX_AGE": str(args.conn_max_age),
+                    "DATABASE_POOL_MAX_SIZE": str(args.pool),
                 },
                 log=logs / "web.log",
             )  # fmt: skip
@@ -249,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             "profile": "cpu-dev",
             "max_tokens": args.max_tokens,
             "web_conn_max_age": args.conn_max_age,
+            "web_pool_max_size": args.pool,
             **result,
             "query_rewrite": rewrite,
         },

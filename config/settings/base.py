@@ -75,10 +75,24 @@ TEMPLATES = [
 
 
 def database_from_url(url: str) -> dict:
+    pool_size = env_int("DATABASE_POOL_MAX_SIZE", 0)
     config = dj_database_url.parse(
-        url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True
+        url,
+        # A pool hands connections back itself; Django refuses persistent connections beside one.
+        conn_max_age=0 if pool_size else env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=not pool_size,
     )
-    config.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+    options = config.setdefault("OPTIONS", {})
+    options["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+    if pool_size:
+        # Under ASGI each request's database work runs in a thread of its own; a bounded pool makes
+        # a burst of requests wait up to DATABASE_POOL_TIMEOUT for a connection instead of
+        # exhausting PostgreSQL's max_connections (benchmarks/REPORT.md, widget streams).
+        options["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", 30.0),
+        }
     return config
 
 

@@ -24,6 +24,9 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 # Recycle workers now and then (with jitter so they do not restart together).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "500"))
+# Each ASGI request runs its database work in a thread of its own: a bounded pool per worker process
+# keeps a burst of streams from exhausting PostgreSQL's connections (4 workers x 20 = 80 at most).
+os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "20")
 accesslog = "-"
 errorlog = "-"
 # TLS ends at nginx or the ingress controller, which set X-Forwarded-Proto.
