@@ -105,7 +105,9 @@ def test_customer_asks_for_a_person_and_an_agent_answers_live(
     console.wait_for_selector("text=Reply sent")
     assert REPLY in console.inner_text("#transcript")
 
-    # The customer's conversation carries the agent's reply (the widget polls the same endpoint).
+    # The reply appears live in the customer's open widget, labelled as a person, and is stored once.
+    reply = shop.wait_for_selector(".msg.agent", timeout=15_000)
+    assert REPLY in reply.inner_text() and "Team member" in reply.inner_text()
     token = _visitor_token(shop)
     messages = _widget_messages(web_server, conversation.pk, token)
     assert [m["text"] for m in messages if m["role"] == "agent"] == [REPLY]
