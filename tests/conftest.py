@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,3 +199,31 @@ def sandbox_carrier(log_dir: Path) -> Iterator[SandboxCarrier]:
     )
     yield SandboxCarrier(base_url=f"http://127.0.0.1:{port}", api_key=api_key, process=process)
     process.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A test that used the Celery worker ends only once the tool steps it queued have finished.
+
+    Otherwise a step still running in the worker (a handoff opening its ticket, say) holds row locks
+    while the test database is flushed for the next test, and PostgreSQL resolves the two by aborting
+    the flush ("deadlock detected"), which leaves rows behind for the next test. This runs after the
+    test body and before any fixture teardown, while the test may still use the database.
+    """
+    yield
+    fixtures = getattr(item, "fixturenames", ())
+    marker = item.get_closest_marker("django_db")
+    transactional = "transactional_db" in fixtures or bool(marker and marker.kwargs.get("transaction"))
+    # Only transactional tests commit rows the worker can see, and only they end with a flush.
+    if "celery_worker" not in fixtures or not transactional:
+        return
+    from django.apps import apps as django_apps
+
+    if not django_apps.is_installed("apps.tools"):
+        return
+    from apps.tools.models import ToolCall
+
+    deadline = time.monotonic() + 90
+    unfinished = ToolCall.objects.filter(status__in=[ToolCall.Status.QUEUED, ToolCall.Status.RUNNING])
+    while unfinished.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
