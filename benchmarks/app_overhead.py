@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Any
 import openai
 
 from benchmarks.common import summary, wait_for_worker_health, write_result
+from benchmarks.inference import stream_request
 from stack.ports import free_port
 from stack.redis import redis_server_command, wait_for_redis
 
@@ -38,44 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "apps" / "knowledge" / "demo_data" / "questions.jsonl"
 KB_SLUG = "bench-shop"
 MODEL = "shopdesk-chat"
-
-
-def _start(command: list[str], *, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer")
 
 
 def _knowledge_base_with_key() -> tuple[Any, str]:
@@ -124,32 +86,6 @@ def _prompts(knowledge_base: Any, count: int) -> tuple[list[dict[str, Any]], dic
     return chosen, summary(build_ms[1:])  # the first one loads the embedder
 
 
-async def _one(
-    client: openai.AsyncOpenAI, model: str, messages: list[dict[str, str]], *, max_tokens: int, top_p: float
-) -> dict[str, float]:
-    started = time.perf_counter()
-    first: float | None = None
-    tokens = 0
-    stream = await client.chat.completions.create(
-        model=model,
-        messages=messages,  # type: ignore[arg-type]
-        max_tokens=max_tokens,
-        temperature=0,
-        top_p=top_p,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    async for chunk in stream:
-        if first is None and chunk.choices and chunk.choices[0].delta.content:
-            first = time.perf_counter()
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    ended = time.perf_counter()
-    if first is None:
-        raise RuntimeError(f"{model}: no content streamed")
-    return {"ttft_s": first - started, "total_s": ended - started, "tokens": tokens}
-
-
 class Sides:
     def __init__(self, *, worker_url: str, app_url: str, key: str, max_tokens: int, top_p: float) -> None:
         self.raw = openai.AsyncOpenAI(base_url=worker_url, api_key="unused", max_retries=0, timeout=900)
@@ -161,7 +97,14 @@ class Sides:
             client, model, messages = self.raw, MODEL, prompt["messages"]
         else:
             client, model, messages = self.app, KB_SLUG, [{"role": "user", "content": prompt["q"]}]
-        return await _one(client, model, messages, max_tokens=max_tokens or self.max_tokens, top_p=self.top_p)
+        return await stream_request(
+            client,
+            model,
+            messages,
+            max_tokens=max_tokens or self.max_tokens,
+            fixed_length=False,
+            top_p=self.top_p,
+        )
 
     async def close(self) -> None:
         await self.raw.close()
@@ -226,15 +169,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     args = parser.parse_args(argv)
 
-    from benchmarks.services import benchmark_database
+    from benchmarks.services import benchmark_database, process_start, process_stop, web_server_start
 
     logs = Path(tempfile.mkdtemp(prefix="shopdesk-bench-logs-"))
     redis_port, worker_port, web_port = free_port(), free_port(), free_port()
-    redis_process = _start(
+    redis_process = process_start(
         redis_server_command(port=redis_port, data_dir=logs / "redis", persist=False), log=logs / "redis.log"
     )
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-    worker = _start(
+    worker = process_start(
         [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(worker_port)],
         log=logs / "model-worker.log",
     )
@@ -247,23 +190,13 @@ def main(argv: list[str] | None = None) -> None:
             knowledge_base, key = _knowledge_base_with_key()
             prompts, build_ms = _prompts(knowledge_base, args.questions)
             worker_url = f"http://127.0.0.1:{worker_port}/v1"
-            web = _start(
-                [
-                    sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-                    "--port", str(web_port), "--lifespan", "off", "--no-access-log",
-                ],
-                env={
-                    "DJANGO_SETTINGS_MODULE": "config.settings.test",
-                    "DATABASE_URL": database_url,
-                    "REDIS_URL": os.environ["REDIS_URL"],
-                    "MEDIA_ROOT": os.environ["MEDIA_ROOT"],
-                    "LLM_BASE_URL": worker_url,
-                    "CHAT_API_REQUESTS_PER_KEY_PER_MINUTE": "100000",
-                    "LOG_LEVEL": "WARNING",
-                },
+            web = web_server_start(
+                port=web_port,
+                database_url=database_url,
+                llm_base_url=worker_url,
                 log=logs / "web.log",
-            )  # fmt: skip
-            _wait_http(f"http://127.0.0.1:{web_port}/healthz", web, timeout=120)
+                env={"CHAT_API_REQUESTS_PER_KEY_PER_MINUTE": "100000"},
+            )
             wait_for_worker_health(worker_port, worker, timeout=1800)
             sides = Sides(
                 worker_url=worker_url,
@@ -283,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for process in (web, worker, redis_process):
             if process is not None:
-                _stop(process)
+                process_stop(process)
     path = write_result(
         "app_overhead",
         {

@@ -97,12 +97,22 @@ def _first_output(chunk: Any) -> bool:
     return bool(delta.content or extra.get("reasoning_content") or extra.get("reasoning"))
 
 
-async def _request(
-    client: openai.AsyncOpenAI, model: str, messages: list[dict[str, str]], max_tokens: int
+async def stream_request(
+    client: openai.AsyncOpenAI,
+    model: str,
+    messages: list[dict[str, str]],
+    *,
+    max_tokens: int,
+    fixed_length: bool = True,
+    **params: Any,
 ) -> dict[str, float]:
+    """One streamed chat completion, timed from the client: first token, time per output token after it,
+    tokens. ``fixed_length`` makes a vLLM worker generate exactly ``max_tokens`` (its ``ignore_eos``)."""
     started = time.perf_counter()
     first: float | None = None
     tokens = 0
+    if fixed_length:
+        params["extra_body"] = {"ignore_eos": True, "min_tokens": max_tokens}
     stream = await client.chat.completions.create(
         model=model,
         messages=messages,  # type: ignore[arg-type]
@@ -110,7 +120,7 @@ async def _request(
         temperature=0,
         stream=True,
         stream_options={"include_usage": True},
-        extra_body={"ignore_eos": True, "min_tokens": max_tokens},
+        **params,
     )
     prompt_tokens = 0
     async for chunk in stream:
@@ -125,6 +135,7 @@ async def _request(
     return {
         "ttft_s": first - started,
         "tpot_s": (ended - first) / (tokens - 1) if tokens > 1 else float("nan"),
+        "decode_tok_s": (tokens - 1) / (ended - first) if tokens > 1 and ended > first else float("nan"),
         "tokens": tokens,
         "prompt_tokens": prompt_tokens,
         "total_s": ended - started,
@@ -146,7 +157,9 @@ async def _closed_loop(
             index = queue.pop()
             client = clients[index % len(clients)]
             try:
-                rows.append(await _request(client, model, prompts[index % len(prompts)], max_tokens))
+                rows.append(
+                    await stream_request(client, model, prompts[index % len(prompts)], max_tokens=max_tokens)
+                )
             except (openai.OpenAIError, RuntimeError) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}"[:300])
 
@@ -208,31 +221,7 @@ async def measure_levels(
 
 
 async def _one_stream(client: openai.AsyncOpenAI, model: str, max_tokens: int) -> dict[str, float]:
-    started = time.perf_counter()
-    first: float | None = None
-    tokens = 0
-    stream = await client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": PROMPT}],
-        max_tokens=max_tokens,
-        temperature=0,
-        stream=True,
-        stream_options={"include_usage": True},
-        extra_body={"ignore_eos": True, "min_tokens": max_tokens},
-    )
-    async for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content and first is None:
-            first = time.perf_counter()
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    ended = time.perf_counter()
-    assert first is not None
-    return {
-        "ttft_s": first - started,
-        "tokens": tokens,
-        "total_s": ended - started,
-        "decode_tok_s": (tokens - 1) / (ended - first) if ended > first else float("nan"),
-    }
+    return await stream_request(client, model, [{"role": "user", "content": PROMPT}], max_tokens=max_tokens)
 
 
 async def _measure(

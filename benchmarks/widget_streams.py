@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.app_overhead import QUESTIONS, _knowledge_base_with_key, _start, _stop, _wait_http
+from benchmarks.app_overhead import QUESTIONS, _knowledge_base_with_key
 from benchmarks.common import summary, wait_for_worker_health, write_result
 from stack.ports import free_port
 from stack.redis import redis_server_command, wait_for_redis
@@ -188,11 +188,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    from benchmarks.services import benchmark_database
+    from benchmarks.services import benchmark_database, process_start, process_stop, web_server_start
 
     logs = Path(tempfile.mkdtemp(prefix="shopdesk-bench-logs-"))
     redis_port, web_port = free_port(), free_port()
-    redis_process = _start(
+    redis_process = process_start(
         redis_server_command(port=redis_port, data_dir=logs / "redis", persist=False), log=logs / "redis.log"
     )
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     worker_url = args.llm_base_url
     if worker_url is None:
         worker_port = free_port()
-        worker = _start(
+        worker = process_start(
             [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(worker_port)],
             log=logs / "model-worker.log",
         )
@@ -215,17 +215,12 @@ def main(argv: list[str] | None = None) -> None:
                 for line in QUESTIONS.read_text(encoding="utf-8").splitlines()
                 if line.strip()
             ]
-            web = _start(
-                [
-                    sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-                    "--port", str(web_port), "--lifespan", "off", "--no-access-log",
-                ],
+            web = web_server_start(
+                port=web_port,
+                database_url=database_url,
+                llm_base_url=worker_url,
+                log=logs / "web.log",
                 env={
-                    "DJANGO_SETTINGS_MODULE": "config.settings.test",
-                    "DATABASE_URL": database_url,
-                    "REDIS_URL": os.environ["REDIS_URL"],
-                    "MEDIA_ROOT": os.environ["MEDIA_ROOT"],
-                    "LLM_BASE_URL": worker_url,
                     "CHAT_MAX_TOKENS": str(args.max_tokens),
                     # The batch queues at the worker: the last stream's first token comes late.
                     "LLM_FIRST_TOKEN_TIMEOUT": "1200",
@@ -233,13 +228,10 @@ def main(argv: list[str] | None = None) -> None:
                     # One client address for every visitor: the per-IP limits would refuse them.
                     "CHAT_CREATE_PER_IP_PER_MINUTE": "100000",
                     "CHAT_MESSAGES_PER_IP_PER_MINUTE": "100000",
-                    "LOG_LEVEL": "WARNING",
                     "DATABASE_CONN_MAX_AGE": str(args.conn_max_age),
                     "DATABASE_POOL_MAX_SIZE": str(args.pool),
                 },
-                log=logs / "web.log",
-            )  # fmt: skip
-            _wait_http(f"http://127.0.0.1:{web_port}/healthz", web, timeout=120)
+            )
             if worker is not None:
                 wait_for_worker_health(int(worker_url.rsplit(":", 1)[1].split("/")[0]), worker, timeout=1800)
             result = asyncio.run(_run(f"http://127.0.0.1:{web_port}", questions, streams=args.streams))
@@ -247,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for process in (web, worker, redis_process):
             if process is not None:
-                _stop(process)
+                process_stop(process)
     path = write_result(
         "widget_streams",
         {
