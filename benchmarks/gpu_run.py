@@ -12,7 +12,7 @@ Two steps:
   and measures it with :func:`benchmarks.inference.measure_levels` at several concurrency levels.
   Results go to ``OUT/gpu.json`` after every step, so a run cut short keeps what it measured.
 
-Every variant is one entry of a plan in ``PLANS``; servers of one phase run side by side on different GPUs.
+Every variant is one entry of a plan in ``benchmarks/gpu_plans.py``; servers of one phase run side by side on different GPUs.
 """
 
 from __future__ import annotations
@@ -28,172 +28,18 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.gpu_plans import LEVELS, PLANS, Variant
+
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "gpu" / "models"
-LEVELS = [1, 16, 64, 256]
 MAX_TOKENS = 128
 # NVLink multicast stays off on shared hosts (it can take the host's GPUs out of service).
 SAFE_NCCL = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
-# Graph sizes for decode batches up to 256: capturing fewer sizes starts faster than vLLM's default list.
-CAPTURE_SIZES = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256]
-
-
-@dataclass
-class Variant:
-    name: str
-    profile: str
-    model: str  # folder name under --models
-    gpus: str  # CUDA_VISIBLE_DEVICES
-    settings: dict[str, str] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    levels: list[int] = field(default_factory=lambda: list(LEVELS))
-    checks: bool = False  # client checks: streaming + JSON-schema decide
-    replicas: list[str] = field(default_factory=list)  # extra GPUs serving the same variant (data parallel)
-    extra_args: str = ""  # vLLM flags the profile has no field for (VLLM_EXTRA_ARGS)
-
-
-TUNED = {
-    "max_num_seqs": "256",
-    "max_num_batched_tokens": "16384",
-    "compilation_config": json.dumps({"cudagraph_capture_sizes": CAPTURE_SIZES}),
-}
-DEEPSEEK = {
-    # Multi-GPU sizes of the deepseek-v3-fp8 profile don't apply to one GPU; everything else does.
-    "tensor_parallel_size": "1",
-    "enable_expert_parallel": "false",
-    "max_model_len": "8192",
-    "chat_template": "none",
-    "compilation_config": json.dumps({"cudagraph_capture_sizes": [1, 2, 4, 8, 16, 32, 64]}),
-}
-# Phases run in order; the variants of one phase start together (each on its own GPUs).
-# "single-gpu": what ran on 2026-11-29 (results in benchmarks/results/gpu.json).
-SINGLE_GPU_PLAN: list[list[Variant]] = [
-    [
-        Variant("qwen3-tp1-profile", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "0", checks=True),
-        Variant("qwen3-tp1-tuned", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "1", settings=TUNED),
-    ],
-    [
-        Variant(
-            "deepseek-v3-8-layers-tp1",
-            "deepseek-v3-fp8",
-            "deepseek-v3-8-layers",
-            "0",
-            settings=DEEPSEEK,
-            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
-            levels=[1, 1, 16],
-            checks=True,
-        ),
-        Variant(
-            "deepseek-v3-5-layers-tp1",
-            "deepseek-v3-fp8",
-            "deepseek-v3-5-layers",
-            "1",
-            settings=DEEPSEEK,
-            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
-            levels=[1, 1, 16],
-        ),
-    ],
-    [
-        Variant(
-            "qwen3-dp2-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
-            "0",
-            settings=TUNED,
-            replicas=["1"],
-        )
-    ],
-    [
-        Variant(
-            "qwen3-tp2-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
-            "0,1",
-            settings={**TUNED, "tensor_parallel_size": "2"},
-        )
-    ],
-    [
-        Variant(
-            "qwen3-tp2-ep-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
-            "0,1",
-            settings={**TUNED, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
-        )
-    ],
-    [
-        Variant(
-            "deepseek-v3-8-layers-tp2-ep",
-            "deepseek-v3-fp8",
-            "deepseek-v3-8-layers",
-            "0,1",
-            settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
-            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
-            levels=[1, 1, 16],
-        )
-    ],
-]
-
-
-# DeepGEMM's warm-up (503 kernels, 3.5 of the 7.3 minutes a cold start took) is skipped: the
-# benchmark's own warm-up pass compiles what the measured batch sizes use before anything is timed.
-FAST_START = {"VLLM_DEEP_GEMM_WARMUP": "skip"}
-# "multi-gpu": the next run, on a machine with 2 GPUs. Phase 1 checks the profile's JSON-schema decision
-# again (its stand-in chat template could not turn thinking off in the first run) and tries the
-# CUTLASS block-FP8 linear kernels against DeepGEMM's at one stream, where 4 ms per token is 5x the floor;
-# then tensor parallelism (with and without expert parallelism) and DeepSeek-V3 across both GPUs.
-MULTI_GPU_PLAN: list[list[Variant]] = [
-    [
-        Variant(
-            "qwen3-tp1-profile", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "0", env=FAST_START, checks=True
-        ),
-        Variant(
-            "qwen3-tp1-cutlass-linear",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
-            "1",
-            env=FAST_START,
-            extra_args="--linear-backend cutlass",
-        ),
-    ],
-    [
-        Variant(
-            "qwen3-tp2",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
-            "0,1",
-            settings={"tensor_parallel_size": "2"},
-            env=FAST_START,
-        )
-    ],
-    [
-        Variant(
-            "qwen3-tp2-ep",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
-            "0,1",
-            settings={"tensor_parallel_size": "2", "enable_expert_parallel": "true"},
-            env=FAST_START,
-        )
-    ],
-    [
-        Variant(
-            "deepseek-v3-8-layers-tp2-ep",
-            "deepseek-v3-fp8",
-            "deepseek-v3-8-layers",
-            "0,1",
-            settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
-            env=FAST_START,
-            levels=[1, 1, 16],
-        )
-    ],
-]
-PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN}
 
 
 # ---------------------------------------------------------------- prepare (here)
