@@ -244,7 +244,7 @@ async def assistant_answer(
     then one ``Answer``. Closing the iterator closes the model worker's stream, which aborts
     the generation. With ``tools``, a message that needs a tool step (an order lookup) is
     answered by it (``apps.tools.flow``)."""
-    # --- Tool steps (apps/tools, issue #5) ---
+    # Tool steps come first: an order question is answered from the carrier's data, not the documents.
     if tools is not None:
         reply = await tools.reply(history=history, question=question, chat_model=chat_model)
         if reply is not None:
@@ -252,7 +252,6 @@ async def assistant_answer(
                 text=reply.text, outcome=reply.outcome, language=reply.language, escalate=reply.escalate
             )
             return
-    # --- End of tool steps ---
     prompt = await assistant_prompt(
         knowledge_base=knowledge_base, history=history, question=question, chat_model=chat_model
     )
@@ -341,10 +340,9 @@ async def assistant_turn(
             if isinstance(event, AnswerDelta):
                 yield {"type": "delta", "text": event.text}
                 continue
-            # --- Tool steps: a ticket may have moved the conversation; escalations open one. ---
+            # A tool step's ticket may have moved the conversation on; an escalation opens a ticket.
             await conversation.arefresh_from_db(fields=["status"])
             await tools.escalated(outcome=event.outcome, question=text)
-            # --- End of tool steps ---
             if event.escalate and conversation.status != Conversation.Status.WAITING_FOR_AGENT:
                 conversation.status = Conversation.Status.WAITING_FOR_AGENT
                 await conversation.asave(update_fields=["status", "updated_at"])
