@@ -175,8 +175,9 @@ def _widget_streams_section(result: dict[str, Any]) -> list[str]:
         f"Measured {result['machine']['date']} on {result['machine']['cpu_count']} cores, {result['profile']}: "
         f"{result['streams']} visitors each start a conversation and stream one answer to a demo question through "
         f"the web server (uvicorn, one process), all at once; answers capped at {result['max_tokens']} tokens, "
-        "first-token timeout raised to the batch's length, `DATABASE_CONN_MAX_AGE="
-        f"{result.get('web_conn_max_age', 60)}` on the web server. Client-side times from the start of each "
+        "first-token timeout raised to the batch's length; on the web server `DATABASE_POOL_MAX_SIZE="
+        f"{result.get('web_pool_max_size', 0)}`, `DATABASE_CONN_MAX_AGE={result.get('web_conn_max_age', 60)}`. "
+        "Client-side times from the start of each "
         "conversation.",
         "",
         "| streams | errors (goal 0) | open SSE streams peak | TTFT p50 / p95 | turn p50 / p95 | all done |",
@@ -185,12 +186,11 @@ def _widget_streams_section(result: dict[str, Any]) -> list[str]:
         f"{ttft['p50']:.1f} / {ttft['p95']:.1f} s | {turn['p50']:.1f} / {turn['p95']:.1f} s | {result['total_s']:.0f} s |",
         "",
         f"Outcomes: {outcomes}. The model worker is the bottleneck: the web tier holds every stream open while "
-        'vLLM prefills the batch on 2 cores. The errors are PostgreSQL refusing connections ("too many clients", '
-        "100 allowed): under ASGI each request does its database work in a thread of its own with its own "
-        "connection, so 100 simultaneous requests need up to 100 connections at once; the answer's stream gives its "
-        "connection back while it waits for the model, and the web server must not keep connections after a request "
-        "(`DATABASE_CONN_MAX_AGE=0`; with the default 60 s, 81 of 100 failed). A bounded pool (psycopg's, through "
-        'Django\'s `OPTIONS["pool"]`) would make the rest wait instead of fail. A follow-up question (with history) first rewrites the question into a '
+        "vLLM prefills the batch on 2 cores. Under ASGI each request does its database work in a thread of its own, "
+        "so 100 simultaneous requests want up to 100 PostgreSQL connections at once: without a pool, 6 of 100 failed "
+        '("too many clients") with `DATABASE_CONN_MAX_AGE=0` and 81 of 100 with the default 60 s; with a bounded pool '
+        "of 20 (what the web container runs with) requests wait for a connection instead, and none failed. "
+        "A follow-up question (with history) first rewrites the question into a "
         f"standalone search query: {rewrite['ms']['p50']:.0f} ms p50 / {rewrite['ms']['p95']:.0f} ms p95 on an idle "
         f"worker ({rewrite['max_tokens']} output tokens at most; first questions skip it), e.g. "
         + "; ".join(f"“{e['question']}” → “{e['query']}”" for e in rewrite["examples"][:2])
