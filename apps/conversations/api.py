@@ -25,7 +25,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.ratelimit import allow
 from apps.conversations.services import (
     assistant_turn,
-    chat_model_from_settings,
+    chat_model_shared,
     conversation_handoff_request,
     conversation_start,
     message_feedback_set,
@@ -149,7 +149,7 @@ async def conversation_message_send(request: HttpRequest, conversation_id: int) 
     if not await allow(key=f"ip:{_client_ip(request)}", limit=settings.CHAT_MESSAGES_PER_IP_PER_MINUTE):
         return _error(429, "too many messages from your network; please wait a moment")
 
-    model = chat_model_from_settings()
+    model = chat_model_shared()
 
     async def frames() -> AsyncIterator[str]:
         turn = assistant_turn(conversation_id=conversation.pk, text=text, chat_model=model)
@@ -158,7 +158,6 @@ async def conversation_message_send(request: HttpRequest, conversation_id: int) 
                 yield _sse(event)
         finally:
             await turn.aclose()
-            await model.close()
 
     return event_stream_response(frames())
 

@@ -33,12 +33,11 @@ from apps.conversations.services import (
     AnswerDelta,
     Sampling,
     assistant_api_turn,
-    chat_model_from_settings,
+    chat_model_shared,
 )
 from apps.conversations.sse import event_stream_response
 from apps.knowledge.models import KnowledgeBaseApiKey
 from apps.knowledge.services import api_key_authenticate
-from inference.client import OpenAICompatibleModel
 
 HISTORY_ROLES = {"user", "assistant"}
 IGNORED_ROLES = {"system", "developer"}
@@ -274,7 +273,6 @@ def _data(payload: dict[str, Any]) -> str:
 
 async def _stream_frames(
     turn: AsyncGenerator[Answer | AnswerDelta, None],
-    model: OpenAICompatibleModel,
     completion: _Completion,
     *,
     include_usage: bool,
@@ -301,7 +299,6 @@ async def _stream_frames(
         yield "data: [DONE]\n\n"
     finally:
         await turn.aclose()
-        await model.close()
 
 
 @csrf_exempt
@@ -314,7 +311,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     except ApiError as error:
         return error.response()
 
-    model = chat_model_from_settings()
+    model = chat_model_shared()
     turn = assistant_api_turn(
         knowledge_base=api_key.knowledge_base,
         key_prefix=api_key.prefix,
@@ -331,7 +328,6 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             answer = [event async for event in turn if isinstance(event, Answer)][-1]
         finally:
             await turn.aclose()
-            await model.close()
         return JsonResponse(completion.completion(answer), json_dumps_params={"ensure_ascii": False})
 
-    return event_stream_response(_stream_frames(turn, model, completion, include_usage=chat.include_usage))
+    return event_stream_response(_stream_frames(turn, completion, include_usage=chat.include_usage))
