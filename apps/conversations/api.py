@@ -98,7 +98,8 @@ async def conversation_create(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _message_json(message: Message) -> dict[str, Any]:
+def message_json(message: Message) -> dict[str, Any]:
+    """A conversation message as the widget and the agent console read it."""
     return {
         "id": message.pk,
         "role": message.role,
@@ -122,7 +123,7 @@ async def conversation_messages(request: HttpRequest, conversation_id: int) -> J
     if not after.isdigit():
         return _error(400, "after must be a message id")
     rows = Message.objects.filter(conversation=conversation, pk__gt=int(after)).order_by("pk")
-    messages = [_message_json(m) async for m in rows]
+    messages = [message_json(m) async for m in rows]
     return JsonResponse({"status": conversation.status, "messages": messages})
 
 
@@ -169,7 +170,7 @@ async def conversation_handoff(request: HttpRequest, conversation_id: int) -> Js
     if conversation is None:
         return _error(404, "no such conversation")
     note = await asyncio.to_thread(conversation_handoff_request, conversation=conversation)
-    return JsonResponse({"status": conversation.status, "message": _message_json(note) if note else None})
+    return JsonResponse({"status": conversation.status, "message": message_json(note) if note else None})
 
 
 @csrf_exempt

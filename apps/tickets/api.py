@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from apps.accounts.decorators import staff_json
-from apps.conversations.models import Message
+from apps.conversations.api import message_json
 from apps.tickets import selectors
 from apps.tickets.models import Ticket
 from apps.tickets.views import queue_page
@@ -76,18 +76,6 @@ def queue(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _message_json(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.pk,
-        "role": message.role,
-        "text": message.text,
-        "citations": message.citations,
-        "outcome": message.outcome,
-        "feedback": message.feedback,
-        "created_at": message.created_at.isoformat(),
-    }
-
-
 @require_GET
 @staff_json()
 def ticket_messages(request: HttpRequest, number: str) -> JsonResponse:
@@ -106,7 +94,7 @@ def ticket_messages(request: HttpRequest, number: str) -> JsonResponse:
             "ticket_status": ticket.status,
             "assignee": ticket.assignee.get_username() if ticket.assignee else None,
             "conversation_status": ticket.conversation.status if ticket.conversation else None,
-            "messages": [_message_json(message) for message in messages],
+            "messages": [message_json(message) for message in messages],
         }
     )
 

@@ -3,15 +3,12 @@ real database. The chat turns here need no model: the order flow is deterministi
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connections
 from django.utils import timezone
 
 from apps.conversations.models import Conversation
@@ -21,9 +18,8 @@ from apps.orders.demo import demo_orders_load
 from apps.orders.models import Customer, Order, Shipment
 from inference.client import ClientConfig, LLMUnavailable, OpenAICompatibleModel
 from tests.conftest import SandboxCarrier
+from tests.conversations.helpers import run_async
 from tests.knowledge.helpers import make_kb
-
-T = TypeVar("T")
 
 # No model worker listens here: a turn that reaches the model fails fast (and says so).
 NO_MODEL = "http://127.0.0.1:9/v1"
@@ -58,19 +54,6 @@ def start(kb: KnowledgeBase, *, customer_id: str = "", language: str = "en") -> 
     return conversation_start(
         knowledge_base=kb, language=language, verified_customer_id=customer_id
     ).conversation
-
-
-def run_async(awaitable: Awaitable[T]) -> T:
-    """``asyncio.run``, closing the database connections the async ORM opened in asgiref's thread
-    (left open, they keep the test database from being dropped at the end)."""
-
-    async def run() -> T:
-        try:
-            return await awaitable
-        finally:
-            await sync_to_async(connections.close_all)()
-
-    return asyncio.run(run())
 
 
 def turn(
