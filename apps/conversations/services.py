@@ -18,7 +18,6 @@ import hashlib
 import logging
 import secrets
 import time
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from django.db import connection, transaction
 from apps.conversations import prompting
 from apps.conversations.models import Conversation, Message
 from apps.core.logging import log_context
+from apps.core.loops import loop_shared
 from apps.knowledge.models import KnowledgeBase
 from apps.knowledge.selectors import SearchHit, kb_search
 from apps.tools.flow import ToolSession, handoff_requested, negative_feedback
@@ -87,12 +87,6 @@ def chat_model_from_settings() -> OpenAICompatibleModel:
     return OpenAICompatibleModel(_client_config())
 
 
-# One client per event loop (its HTTP connections belong to the loop) and configuration.
-_shared_models: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[ClientConfig, OpenAICompatibleModel]
-] = weakref.WeakKeyDictionary()
-
-
 def chat_model_shared() -> OpenAICompatibleModel:
     """The model worker's client for this event loop, built once and kept open: never close it.
 
@@ -101,13 +95,9 @@ def chat_model_shared() -> OpenAICompatibleModel:
     reuses its connections to the worker.
     """
     config = _client_config()
-    key = (config.base_url, config.api_key, config.model, config.connect_timeout, config.first_token_timeout,
-           config.total_timeout)  # fmt: skip
-    models = _shared_models.setdefault(asyncio.get_running_loop(), {})
-    model = models.get(key)
-    if model is None:
-        model = models[key] = OpenAICompatibleModel(config)
-    return model
+    key = ("model worker", config.base_url, config.api_key, config.model, config.connect_timeout,
+           config.first_token_timeout, config.total_timeout)  # fmt: skip
+    return loop_shared(key, lambda: OpenAICompatibleModel(config))
 
 
 # --- The pipeline (stores nothing) ---------------------------------------------------------
