@@ -7,17 +7,14 @@ import time
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from apps.core.loops import loop_shared
-
 
 async def allow(*, key: str, limit: int, window_seconds: int = 60) -> bool:
     """True while ``key`` has made at most ``limit`` requests in the current window."""
     bucket = f"ratelimit:{key}:{int(time.time() // window_seconds)}"
-    # One client (and connection pool) per event loop, not a new connection for every request.
-    client = loop_shared(
-        ("redis", settings.REDIS_URL),
-        lambda: aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1),
-    )
-    async with client.pipeline(transaction=True) as pipe:
-        count, _ = await pipe.incr(bucket).expire(bucket, window_seconds * 2).execute()
+    # A new connection per check, on purpose: a kept client's pooled connection failed the MULTI/EXEC
+    # pipeline after a Redis restart ("Connection closed by server") instead of reconnecting.
+    client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    async with client:
+        async with client.pipeline(transaction=True) as pipe:
+            count, _ = await pipe.incr(bucket).expire(bucket, window_seconds * 2).execute()
     return int(count) <= limit
