@@ -178,6 +178,7 @@ class Server:
     log_path: Path
     started: float
     ready_s: float | None = None
+    failed: str | None = None  # why it stopped before it was ready (the end of its log)
 
 
 def _start(variant: Variant, gpus: str, port: int, models: Path, logs: Path) -> Server:
@@ -211,16 +212,21 @@ def _stop(server: Server) -> None:
 
 
 def _wait_ready(servers: list[Server], timeout: float) -> None:
+    """Waits until every server answers /health or has exited; a server that exits is marked failed and
+    the others go on (one variant's unsupported flag must not cost its neighbour on the other GPU)."""
     deadline = time.monotonic() + timeout
-    while any(s.ready_s is None for s in servers) and time.monotonic() < deadline:
-        for server in servers:
-            if server.ready_s is None and _health(server.port):
+    waiting = lambda: [s for s in servers if s.ready_s is None and s.failed is None]  # noqa: E731
+    while waiting() and time.monotonic() < deadline:
+        for server in waiting():
+            if _health(server.port):
                 server.ready_s = time.monotonic() - server.started
                 print(
                     f"{server.variant.name} (GPU {server.gpus}) ready after {server.ready_s:.0f}s", flush=True
                 )
-            if server.ready_s is None and server.process.poll() is not None:
-                raise RuntimeError(f"{server.variant.name} exited; see {server.log_path}")
+            elif server.process.poll() is not None:
+                tail = server.log_path.read_text(errors="replace").splitlines()[-15:]
+                server.failed = "\n".join(line[-300:] for line in tail)
+                print(f"{server.variant.name} (GPU {server.gpus}) exited:\n{server.failed}", flush=True)
         time.sleep(2)
 
 
@@ -319,6 +325,10 @@ def run_phase(
                 "start_to_health_s": [s.ready_s for s in mine],
             }
             results["runs"].append(entry)
+            failed = [s.failed for s in mine if s.failed]
+            if failed:
+                entry["error"] = f"exited before it was ready: {failed[0]}"
+                continue
             if any(s.ready_s is None for s in mine):
                 entry["error"] = "not ready in time"
                 continue
