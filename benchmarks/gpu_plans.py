@@ -3,6 +3,7 @@ grouped in phases whose variants start together on different GPUs, in named plan
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ class Variant:
     checks: bool = False  # client checks: streaming + JSON-schema decide
     replicas: list[str] = field(default_factory=list)  # extra GPUs serving the same variant (data parallel)
     extra_args: str = ""  # vLLM flags the profile has no field for (VLLM_EXTRA_ARGS)
+    fallback: Variant | None = None  # run instead when this one stops before it is ready
+    fallback_for: str | None = None  # on a fallback: the variant it stands in for
 
 
 TUNED = {
@@ -110,62 +113,100 @@ SINGLE_GPU_PLAN: list[list[Variant]] = [
 
 
 # DeepGEMM's warm-up (503 kernels, 3.5 of the 7.3 minutes a cold start took) is skipped: the
-# benchmark's own warm-up pass compiles what the measured batch sizes use before anything is timed.
+# benchmark's own warm-up pass (every level at full length) runs what the measurement will, and the
+# run counts kernels compiled while a level is timed.
 FAST_START = {"VLLM_DEEP_GEMM_WARMUP": "skip"}
 # Weight-only FP8 (W8A16) Marlin kernels for the experts and the linear layers: at one stream every
-# layer's activations are quantized to FP8 before each block-FP8 GEMM; Marlin reads FP8 weights and
-# keeps activations in bf16, one kernel fewer per GEMM. A lever for time per token at one stream.
+# block-FP8 GEMM first quantizes its activations; Marlin reads FP8 weights and keeps activations in
+# bf16. vLLM 0.26 only allows FP8 Marlin on Hopper with VLLM_TEST_FORCE_FP8_MARLIN=1 (the run of
+# 2026-11-29 21:12 stopped without it: "To apply FP8 Marlin on high-capability GPUs, please set ...").
 MARLIN = {"moe_backend": "marlin"}
-# "multi-gpu": the run on a machine with 2 GPUs. Phase 1 runs the profile as it is (TP=1, with the
-# client checks: the JSON-schema decision with thinking turned off) beside the Marlin variant; then
-# tensor parallelism over both GPUs, with and without expert parallelism, and the shortened DeepSeek-V3
-# with TP=2 + EP. Data parallelism (two replicas) was measured in the single-gpu run.
+MARLIN_ENV = {**FAST_START, "VLLM_TEST_FORCE_FP8_MARLIN": "1"}
+
+
+def nccl_all_reduce(variant: Variant) -> Variant:
+    """The variant with vLLM's own all-reduce paths off (custom all-reduce, FlashInfer's fused
+    all-reduce + RMSNorm, async TP, sequence parallelism): plain NCCL. The fallback when a
+    tensor-parallel start fails: on 2026-11-29 both TP=2 starts died with an illegal memory access in
+    their first forward pass, right after FlashInfer set up its multicast ("mnnvl") all-reduce on a host
+    where NVLink multicast is off (the runs since set NVLINK_MULTICAST=off: FlashInfer's "trtllm")."""
+    compilation = json.loads(variant.settings.get("compilation_config", "{}"))
+    compilation["pass_config"] = {"fuse_allreduce_rms": False, "fuse_gemm_comms": False, "enable_sp": False}
+    return Variant(
+        f"{variant.name}-nccl",
+        variant.profile,
+        variant.model,
+        variant.gpus,
+        settings={**variant.settings, "compilation_config": json.dumps(compilation)},
+        env=variant.env,
+        levels=variant.levels,
+        checks=variant.checks,
+        extra_args=f"{variant.extra_args} --disable-custom-all-reduce".strip(),
+        fallback_for=variant.name,
+    )
+
+
+def with_fallback(variant: Variant) -> Variant:
+    return dataclasses.replace(variant, fallback=nccl_all_reduce(variant))
+
+
+# "multi-gpu": the next run on a machine with 2 GPUs. Tensor parallelism over both GPUs, without and
+# with expert parallelism, with the settings of the TP=1 "tuned" and DP=2 runs of the single-gpu plan
+# (same prompts, levels, capture sizes and batching limits) so the three compare directly; the shortened
+# DeepSeek-V3 with TP=2 + EP; then, if time is left, Marlin against the same TP=1 baseline.
 MULTI_GPU_PLAN: list[list[Variant]] = [
     [
+        with_fallback(
+            Variant(
+                "qwen3-tp2-tuned",
+                "qwen3-30b-a3b-fp8",
+                "qwen3-30b-a3b-fp8",
+                "0,1",
+                settings={**TUNED, "tensor_parallel_size": "2"},
+                env=FAST_START,
+                checks=True,
+            )
+        )
+    ],
+    [
+        with_fallback(
+            Variant(
+                "qwen3-tp2-ep-tuned",
+                "qwen3-30b-a3b-fp8",
+                "qwen3-30b-a3b-fp8",
+                "0,1",
+                settings={**TUNED, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
+                env=FAST_START,
+            )
+        )
+    ],
+    [
+        with_fallback(
+            Variant(
+                "deepseek-v3-8-layers-tp2-ep",
+                "deepseek-v3-fp8",
+                "deepseek-v3-8-layers",
+                "0,1",
+                settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
+                env=FAST_START,
+                levels=[1, 1, 16],
+                checks=True,
+            )
+        )
+    ],
+    [
         Variant(
-            "qwen3-tp1-profile", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "0", env=FAST_START, checks=True
+            "qwen3-tp1-tuned", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "0", settings=TUNED, env=FAST_START
         ),
         Variant(
-            "qwen3-tp1-marlin",
+            "qwen3-tp1-marlin-tuned",
             "qwen3-30b-a3b-fp8",
             "qwen3-30b-a3b-fp8",
             "1",
-            settings=MARLIN,
-            env=FAST_START,
+            settings={**TUNED, **MARLIN},
+            env=MARLIN_ENV,
             extra_args="--linear-backend marlin",
         ),
-    ],
-    [
-        Variant(
-            "qwen3-tp2",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
-            "0,1",
-            settings={"tensor_parallel_size": "2"},
-            env=FAST_START,
-        )
-    ],
-    [
-        Variant(
-            "qwen3-tp2-ep",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
-            "0,1",
-            settings={"tensor_parallel_size": "2", "enable_expert_parallel": "true"},
-            env=FAST_START,
-        )
-    ],
-    [
-        Variant(
-            "deepseek-v3-8-layers-tp2-ep",
-            "deepseek-v3-fp8",
-            "deepseek-v3-8-layers",
-            "0,1",
-            settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
-            env=FAST_START,
-            levels=[1, 1, 16],
-            checks=True,
-        )
     ],
 ]
 PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN}

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,12 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.gpu_plans import LEVELS, PLANS, Variant
+from inference.profiles import MULTICAST_OFF_ENV
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "gpu" / "models"
 MAX_TOKENS = 128
-# NVLink multicast stays off on shared hosts (it can take the host's GPUs out of service).
-SAFE_NCCL = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+# NVLink multicast stays off on shared hosts (it can take the host's GPUs out of service): in NCCL, PyTorch,
+# NVSHMEM and FlashInfer's all-reduce alike (the launcher's NVLINK_MULTICAST=off).
+SAFE_NCCL = {"NVLINK_MULTICAST": "off", **MULTICAST_OFF_ENV}
+# What vLLM logs when a kernel is compiled on first use while serving: a measurement it falls in is spoiled.
+JIT_DURING_SERVING = "JIT compilation during inference"
 
 
 # ---------------------------------------------------------------- prepare (here)
@@ -161,6 +166,12 @@ def _gpu_facts() -> dict[str, Any]:
     return facts
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _health(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:  # noqa: S310
@@ -223,11 +234,31 @@ def _wait_ready(servers: list[Server], timeout: float) -> None:
                 print(
                     f"{server.variant.name} (GPU {server.gpus}) ready after {server.ready_s:.0f}s", flush=True
                 )
-            elif server.process.poll() is not None:
-                tail = server.log_path.read_text(errors="replace").splitlines()[-15:]
-                server.failed = "\n".join(line[-300:] for line in tail)
-                print(f"{server.variant.name} (GPU {server.gpus}) exited:\n{server.failed}", flush=True)
+            elif server.process.poll() is not None or _engine_stopped(server.log_path):
+                server.failed = _first_error(server.log_path)
+                print(f"{server.variant.name} (GPU {server.gpus}) failed:\n{server.failed}", flush=True)
+                _stop(server)  # the launcher would restart it; its GPUs are free for the rest of the phase
         time.sleep(2)
+
+
+def _engine_stopped(log_path: Path) -> bool:
+    """The launcher restarts a vLLM that stops; its own line says so (inference/launcher.py)."""
+    return "model worker stopped" in log_path.read_text(errors="replace")
+
+
+def _first_error(log_path: Path) -> str:
+    """The lines that say why vLLM stopped: the first exception message, else the log's end."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    reasons = [
+        line[-400:]
+        for line in lines
+        if ("Error:" in line or "Error " in line or "error:" in line) and "Traceback" not in line
+    ]
+    return "\n".join(reasons[:6] if reasons else [line[-300:] for line in lines[-15:]])
+
+
+def _jit_count(log_path: Path) -> int:
+    return log_path.read_text(errors="replace").count(JIT_DURING_SERVING)
 
 
 def _log_facts(log_path: Path) -> dict[str, Any]:
@@ -285,13 +316,16 @@ async def _client_checks(port: int) -> dict[str, Any]:
 
 
 def _warm_up(base_urls: list[str], prompts: list[list[dict[str, str]]], levels: list[int]) -> None:
-    """Compile-on-first-use kernels and CUDA graphs for each batch size before anything is timed."""
+    """Kernels compiled on first use (DeepGEMM's, when its start-up warm-up is skipped; Triton's MoE
+    kernels for prefill sizes) before anything is timed: the same levels at the full output length, so
+    every batch size the measurement reaches has been run once. A 16-token pass was not enough: on
+    2026-11-29 it left compilations inside the 16- to 256-stream levels."""
     from benchmarks.inference import measure_levels
 
     asyncio.run(
         measure_levels(
-            base_urls, "shopdesk-chat", levels=sorted(set(levels)), prompts=prompts[-400:], max_tokens=16,
-            requests_per_stream=1,
+            base_urls, "shopdesk-chat", levels=sorted(set(levels)), prompts=prompts[-400:],
+            max_tokens=MAX_TOKENS, requests_per_stream=1,
         )
     )  # fmt: skip
 
@@ -305,11 +339,9 @@ def run_phase(
     logs.mkdir(parents=True, exist_ok=True)
     prompts = assistant_prompts(1200)
     servers: list[Server] = []
-    port = 8100
     for variant in phase:
         for gpus in [variant.gpus, *variant.replicas]:
-            servers.append(_start(variant, gpus, port, models, logs))
-            port += 1
+            servers.append(_start(variant, gpus, _free_port(), models, logs))
     try:
         _wait_ready(servers, timeout=max(60.0, budget_end - time.monotonic()))
         for variant in phase:
@@ -327,7 +359,7 @@ def run_phase(
             results["runs"].append(entry)
             failed = [s.failed for s in mine if s.failed]
             if failed:
-                entry["error"] = f"exited before it was ready: {failed[0]}"
+                entry["error"] = f"stopped before it was ready: {failed[0]}"
                 continue
             if any(s.ready_s is None for s in mine):
                 entry["error"] = "not ready in time"
@@ -338,11 +370,14 @@ def run_phase(
                 print(f"{variant.name} checks: {entry['checks']}", flush=True)
             _warm_up(urls, prompts, variant.levels)
             print(f"{variant.name}:", flush=True)
+            jit_before = sum(_jit_count(s.log_path) for s in mine)
             entry["levels"] = asyncio.run(
                 measure_levels(
                     urls, "shopdesk-chat", levels=variant.levels, prompts=prompts, max_tokens=MAX_TOKENS
                 )
             )
+            # Non-zero: a kernel was compiled while a level was timed, and that level's numbers are spoiled.
+            entry["jit_compilations_while_measured"] = sum(_jit_count(s.log_path) for s in mine) - jit_before
             entry.update(_log_facts(mine[0].log_path))
             _write(out, results)
     finally:
@@ -355,9 +390,54 @@ def run_phase(
         _write(out, results)
 
 
+def _did_not_start(results: dict[str, Any], name: str) -> bool:
+    entries = [entry for entry in results["runs"] if entry["variant"] == name]
+    return not entries or str(entries[-1].get("error", "")).startswith("stopped before it was ready")
+
+
 def _write(out: Path, results: dict[str, Any]) -> None:
     path = out / "gpu.json"
     path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+def run_plan(
+    phases: list[list[Variant]],
+    models: Path,
+    out: Path,
+    results: dict[str, Any],
+    *,
+    budget_end: float,
+    only: list[str] | None,
+    levels: list[int] | None,
+    gpu_count: int,
+) -> None:
+    """Runs the phases in order within the time budget; a phase that needs more GPUs than the host has
+    is skipped, and a variant that stops before it is ready is followed at once by its fallback."""
+    queue = list(phases)
+    while queue:
+        phase = queue.pop(0)
+        phase = [v for v in phase if not only or v.name in only or (v.fallback_for or "") in only]
+        if levels:
+            phase = [dataclasses.replace(v, levels=list(levels)) for v in phase]
+        needed = {g for v in phase for gpus in [v.gpus, *v.replicas] for g in gpus.split(",")}
+        if not phase or len(needed) > gpu_count:
+            continue
+        if time.monotonic() > budget_end - 240:
+            print(f"skipping {[v.name for v in phase]}: time budget spent", flush=True)
+            continue
+        try:
+            run_phase(phase, models, out, results, budget_end)
+        except Exception as exc:  # noqa: BLE001 - one failed phase must not lose the others
+            print(f"phase {[v.name for v in phase]} failed: {exc}", flush=True)
+            results.setdefault("failures", []).append(
+                {"phase": [v.name for v in phase], "error": str(exc)[:1000]}
+            )
+            _write(out, results)
+        # A variant that could not start gets its fallback (the same measurement with the suspect feature
+        # off) right away, before the next phase.
+        retry = [v.fallback for v in phase if v.fallback and _did_not_start(results, v.name)]
+        if retry:
+            queue.insert(0, retry)
 
 
 def run(
@@ -386,24 +466,10 @@ def run(
     }
     print(json.dumps(results["machine"]), flush=True)
     _write(out, results)
-    for phase in PLANS[plan]:
-        phase = [v for v in phase if not only or v.name in only]
-        if levels:
-            phase = [dataclasses.replace(v, levels=list(levels)) for v in phase]
-        needed = {g for v in phase for gpus in [v.gpus, *v.replicas] for g in gpus.split(",")}
-        if not phase or len(needed) > len(results["machine"]["gpus"]):
-            continue
-        if time.monotonic() > budget_end - 240:
-            print(f"skipping {[v.name for v in phase]}: time budget spent", flush=True)
-            continue
-        try:
-            run_phase(phase, models, out, results, budget_end)
-        except Exception as exc:  # noqa: BLE001 - one failed phase must not lose the others
-            print(f"phase {[v.name for v in phase]} failed: {exc}", flush=True)
-            results.setdefault("failures", []).append(
-                {"phase": [v.name for v in phase], "error": str(exc)[:1000]}
-            )
-            _write(out, results)
+    run_plan(
+        PLANS[plan], models, out, results, budget_end=budget_end, only=only, levels=levels,
+        gpu_count=len(results["machine"]["gpus"]),
+    )  # fmt: skip
     print("done", flush=True)
 
 

@@ -228,11 +228,13 @@ def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[
 
 def _gpu_section(result: dict[str, Any]) -> list[str]:
     machine = result["machine"]
-    runs = [run for run in result["runs"] if run.get("levels")]
+    # A run whose levels were spoiled by kernels compiled while they were timed is told in words below.
+    runs = [run for run in result["runs"] if run.get("levels") and not run.get("spoiled_levels")]
     lines = [
         "## GPU profiles on real hardware",
         "",
-        f"Measured {result['date'][:10]} on {len(machine['gpus'])}× {machine['gpus'][0]}, vLLM {machine['vllm']}, "
+        f"Measured {result['date'][:10]} on {len(machine['gpus'])}× {machine['gpus'][0]} "
+        f"({len(result.get('sessions', [])) or 1} leases of that kind), vLLM {machine['vllm']}, "
         f"torch {machine['torch']}, by `benchmarks/gpu_run.py` (the project's launcher starts each variant; "
         "`benchmarks.inference.measure_levels` loads it). Random weights of the published shapes "
         "(`--load-format dummy`); prompts built like the assistant's (system rules + 8 policy passages + the "
@@ -283,12 +285,51 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
             f"Extrapolated to 61 layers on one GPU (if it fitted): {one_gpu_61 * 1000:.1f} ms per token. "
             f"On 8×H200 with TP8 + EP each GPU reads 1/8 of a layer's bytes, so the weight term per layer falls to "
             f"≈ {per_layer / 8 * 1000:.3f} ms, to which every layer adds two all-reduces of a 7,168-wide vector "
-            "(not measured here: the two-GPU tensor-parallel runs did not fit this session's GPU time). With an assumed "
+            "(not measured yet: the two-GPU tensor-parallel starts failed, see below). With an assumed "
             "20 µs per all-reduce the estimate is "
             f"{(long - 8 * per_layer + 61 * (per_layer / 8 + 0.04e-3)) * 1000:.1f} ms per token, against the published "
             f"recipe's 15.9 ms at one request and a floor of {floor_8 * 1000:.2f} ms (37.7 GB per token over 8 GPUs).",
             "",
         ]
+    return lines + _gpu_later_runs(result)
+
+
+def _gpu_later_runs(result: dict[str, Any]) -> list[str]:
+    """Runs that did not start, and runs whose timings were spoiled: what they still showed."""
+    later = [run for run in result["runs"] if run.get("error") or run.get("spoiled_levels")]
+    if not later:
+        return []
+    lines = ["### Runs that did not start or were spoiled", ""]
+    for session in result.get("sessions", [])[1:]:
+        lines += [
+            f"Lease of {session['date'][:16].replace('T', ' ')} UTC ({session['plan']}): {session['note']}.",
+            "",
+        ]
+    for run in later:
+        if run.get("error"):
+            text = f"**{run['variant']}** ({', '.join(run['gpus'])}) {run['error']}"
+        else:
+            one = [level for level in run["levels"] if level["concurrency"] == 1][0]
+            text = (
+                f"**{run['variant']}**: TPOT p50 at one stream {one['tpot_s']['p50'] * 1000:.2f} ms (a median over "
+                "the tokens after the first, which compilation did not reach)"
+            )
+            checks = run.get("checks")
+            if checks:
+                text += f"; client checks {'passed' if checks.get('ok') else 'failed'}: {checks.get('decide') or checks.get('error')}"
+        text = text.rstrip(".")
+        if run.get("note"):
+            text += f". {run['note'][0].upper()}{run['note'][1:].rstrip('.')}"
+        lines += [f"- {text}."]
+    lines += [
+        "",
+        "What changed because of these runs: the launcher's `NVLINK_MULTICAST=off` (implied by `NCCL_NVLS_ENABLE=0`) "
+        "now also sets `VLLM_FLASHINFER_ALLREDUCE_BACKEND=trtllm`, so FlashInfer no longer creates multicast memory "
+        "where NCCL's is off; a tensor-parallel variant that cannot start falls back to plain NCCL all-reduce; the "
+        "warm-up pass runs every level at full length and each run counts kernels compiled while it is timed; a "
+        "variant whose engine stops is stopped at once instead of being restarted by the launcher until the lease ends.",
+        "",
+    ]
     return lines
 
 

@@ -149,9 +149,36 @@ def per_rank_cores(cores: int, ranks: int) -> str:
     )
 
 
+# NVLink multicast (NVSwitch "NVLS" memory) turned off in every library of the engine that would use it:
+# NCCL, PyTorch's symmetric memory, NVSHMEM, and FlashInfer's all-reduce (vLLM 0.26 picks its "mnnvl"
+# backend, which creates multicast memory, whenever tensor parallelism is on; "trtllm" uses peer memory).
+MULTICAST_OFF_ENV = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+    "VLLM_FLASHINFER_ALLREDUCE_BACKEND": "trtllm",
+}
+
+
+def nvlink_multicast_off() -> bool:
+    """``NVLINK_MULTICAST=off`` turns NVLink multicast off for the engine. Left unset, it is off when the
+    operator already turned it off for one library (``NCCL_NVLS_ENABLE=0`` and the like), as hosts that
+    share GPUs or pass them into VMs do: then every library must leave it alone, not only that one."""
+    value = os.environ.get("NVLINK_MULTICAST", "").strip().lower()
+    if value in ("off", "0", "false", "no"):
+        return True
+    if value in ("on", "1", "true", "yes"):
+        return False
+    if value:
+        raise ProfileError(f"NVLINK_MULTICAST must be 'on' or 'off', not {value!r}")
+    return any(os.environ.get(name) == MULTICAST_OFF_ENV[name] for name in list(MULTICAST_OFF_ENV)[:3])
+
+
 def engine_env(profile: Profile) -> dict[str, str]:
     """The engine's environment: the profile's values, under the operator's own."""
     env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", **profile.env}
+    if nvlink_multicast_off():
+        env.update(MULTICAST_OFF_ENV)
     cores = os.cpu_count() or 1
     if env.get("VLLM_CPU_OMP_THREADS_BIND") == "all":
         env["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{cores - 1}"

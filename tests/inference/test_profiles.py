@@ -114,6 +114,45 @@ def test_engine_env_binds_all_cores_and_lets_the_operator_override(monkeypatch) 
     assert engine_env(load("cpu-dev"))["VLLM_CPU_KVCACHE_SPACE"] == "4"
 
 
+MULTICAST_NAMES = ("NVLINK_MULTICAST", *profiles.MULTICAST_OFF_ENV)
+
+
+def test_nvlink_multicast_is_left_to_the_engine_unless_turned_off(monkeypatch) -> None:
+    for name in MULTICAST_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    env = engine_env(load("qwen3-30b-a3b-fp8"))
+    assert not set(profiles.MULTICAST_OFF_ENV) & set(env)
+
+
+def test_nvlink_multicast_off_turns_it_off_in_every_library(monkeypatch) -> None:
+    for name in MULTICAST_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NVLINK_MULTICAST", "off")
+    env = engine_env(load("deepseek-v3-fp8"))
+    assert env["NCCL_NVLS_ENABLE"] == "0"
+    assert env["TORCH_SYMM_MEM_DISABLE_MULTICAST"] == "1"
+    assert env["NVSHMEM_DISABLE_NVLS"] == "1"
+    # FlashInfer's "mnnvl" all-reduce creates multicast memory; on a 2x H200 VM with NCCL's multicast off
+    # it failed with an illegal memory access at tensor-parallel size 2 (benchmarks/REPORT.md).
+    assert env["VLLM_FLASHINFER_ALLREDUCE_BACKEND"] == "trtllm"
+
+
+def test_one_library_with_multicast_off_turns_it_off_for_all(monkeypatch) -> None:
+    for name in MULTICAST_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "0")
+    assert engine_env(load("qwen3-30b-a3b-fp8"))["VLLM_FLASHINFER_ALLREDUCE_BACKEND"] == "trtllm"
+    # An explicit "on" wins over the guess.
+    monkeypatch.setenv("NVLINK_MULTICAST", "on")
+    assert "VLLM_FLASHINFER_ALLREDUCE_BACKEND" not in engine_env(load("qwen3-30b-a3b-fp8"))
+
+
+def test_nvlink_multicast_with_a_bad_value_is_refused(monkeypatch) -> None:
+    monkeypatch.setenv("NVLINK_MULTICAST", "maybe")
+    with pytest.raises(ProfileError, match="NVLINK_MULTICAST"):
+        engine_env(load("qwen3-30b-a3b-fp8"))
+
+
 def test_engine_settings_can_be_overridden_with_typed_values() -> None:
     profile = profiles.with_overrides(
         load("qwen3-30b-a3b-fp8"),

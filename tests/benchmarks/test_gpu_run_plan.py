@@ -1,0 +1,74 @@
+"""The GPU run's plan loop, on this machine: a variant whose engine cannot start must not hold the run
+(the launcher restarts a stopped vLLM, so waiting for it would spend the whole device lease), its reason
+is recorded, and its fallback runs next."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.gpu_plans import MULTI_GPU_PLAN, Variant
+from benchmarks.gpu_run import run_plan
+
+pytestmark = pytest.mark.slow  # starts the CPU vLLM twice (it stops within seconds)
+
+
+def test_a_variant_that_cannot_start_is_stopped_and_its_fallback_runs(tmp_path: Path) -> None:
+    broken = Variant("cpu-no-model", "cpu-dev", "no-such-model", "0", levels=[1])
+    fallback = dataclasses.replace(broken, name="cpu-no-model-fallback", fallback_for=broken.name)
+    results: dict = {"runs": []}
+    started = time.monotonic()
+    run_plan(
+        [[dataclasses.replace(broken, fallback=fallback)]],
+        tmp_path / "models",
+        tmp_path / "out",
+        results,
+        budget_end=started + 900,
+        only=None,
+        levels=None,
+        gpu_count=1,
+    )
+    assert [entry["variant"] for entry in results["runs"]] == ["cpu-no-model", "cpu-no-model-fallback"]
+    for entry in results["runs"]:
+        assert entry["error"].startswith("stopped before it was ready")
+        assert "no-such-model" in entry["error"]  # vLLM's own reason, not just "not ready"
+        assert "levels" not in entry
+    assert time.monotonic() - started < 600  # it did not wait for the budget's end
+    saved = json.loads((tmp_path / "out" / "gpu.json").read_text())
+    assert [entry["variant"] for entry in saved["runs"]] == ["cpu-no-model", "cpu-no-model-fallback"]
+
+
+def test_a_phase_that_needs_more_gpus_than_the_host_has_is_skipped(tmp_path: Path) -> None:
+    results: dict = {"runs": []}
+    two_gpu_phases = [phase for phase in MULTI_GPU_PLAN if any("," in v.gpus for v in phase)]
+    assert two_gpu_phases
+    run_plan(
+        two_gpu_phases,
+        tmp_path / "models",
+        tmp_path / "out",
+        results,
+        budget_end=time.monotonic() + 60,
+        only=None,
+        levels=None,
+        gpu_count=1,
+    )
+    assert results["runs"] == []
+
+
+def test_tensor_parallel_variants_fall_back_to_plain_nccl_all_reduce() -> None:
+    for phase in MULTI_GPU_PLAN:
+        for variant in phase:
+            if "," not in variant.gpus:
+                continue
+            assert variant.fallback is not None and variant.fallback.fallback_for == variant.name
+            compilation = json.loads(variant.fallback.settings["compilation_config"])
+            assert compilation["pass_config"]["fuse_allreduce_rms"] is False
+            assert "--disable-custom-all-reduce" in variant.fallback.extra_args
+            # Everything else stays as measured: the same settings apart from the all-reduce path.
+            assert {k: v for k, v in variant.fallback.settings.items() if k != "compilation_config"} == {
+                k: v for k, v in variant.settings.items() if k != "compilation_config"
+            }
