@@ -26,6 +26,8 @@ class Variant:
     replicas: list[str] = field(default_factory=list)  # extra GPUs serving the same variant (data parallel)
     extra_args: str = ""  # vLLM flags the profile has no field for (VLLM_EXTRA_ARGS)
     fallback: Variant | None = None  # run instead when this one stops before it is ready
+    # A start that takes longer has hung (a cold start took 402 s with vLLM's 51 default graph sizes).
+    ready_timeout_s: float = 600
     fallback_for: str | None = None  # on a fallback: the variant it stands in for
 
 

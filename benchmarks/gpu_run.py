@@ -236,6 +236,14 @@ def _wait_ready(servers: list[Server], timeout: float) -> None:
                 )
             elif server.process.poll() is not None or _engine_stopped(server.log_path):
                 server.failed = _first_error(server.log_path)
+            elif time.monotonic() - server.started > server.variant.ready_timeout_s:
+                # A hang (a collective that never completes) neither exits nor logs an error.
+                tail = server.log_path.read_text(errors="replace").splitlines()[-6:]
+                server.failed = (
+                    f"not ready after {server.variant.ready_timeout_s:.0f} s; its log ends:\n"
+                    + "\n".join(line[-300:] for line in tail)
+                )
+            if server.failed:
                 print(f"{server.variant.name} (GPU {server.gpus}) failed:\n{server.failed}", flush=True)
                 _stop(server)  # the launcher would restart it; its GPUs are free for the rest of the phase
         time.sleep(2)

@@ -325,7 +325,9 @@ def _gpu_later_runs(result: dict[str, Any]) -> list[str]:
         "",
         "What changed because of these runs: the launcher's `NVLINK_MULTICAST=off` (implied by `NCCL_NVLS_ENABLE=0`) "
         "now also sets `VLLM_FLASHINFER_ALLREDUCE_BACKEND=trtllm`, so FlashInfer no longer creates multicast memory "
-        "where NCCL's is off; a tensor-parallel variant that cannot start falls back to plain NCCL all-reduce; the "
+        "where NCCL's is off, and at tensor-parallel sizes above 1 turns FlashInfer's all-reduce + RMSNorm fusion off "
+        "(`pass_config.fuse_allreduce_rms=false`), since its trtllm workspace hung; a tensor-parallel variant that "
+        "cannot start falls back to plain NCCL all-reduce; the "
         "warm-up pass runs every level at full length and each run counts kernels compiled while it is timed; a "
         "variant whose engine stops is stopped at once instead of being restarted by the launcher until the lease ends.",
         "",

@@ -152,6 +152,8 @@ def per_rank_cores(cores: int, ranks: int) -> str:
 # NVLink multicast (NVSwitch "NVLS" memory) turned off in every library of the engine that would use it:
 # NCCL, PyTorch's symmetric memory, NVSHMEM, and FlashInfer's all-reduce (vLLM 0.26 picks its "mnnvl"
 # backend, which creates multicast memory, whenever tensor parallelism is on; "trtllm" uses peer memory).
+# With tensor parallelism, vllm_command also turns FlashInfer's all-reduce fusion off (see
+# engine_compilation_config).
 MULTICAST_OFF_ENV = {
     "NCCL_NVLS_ENABLE": "0",
     "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
@@ -172,6 +174,19 @@ def nvlink_multicast_off() -> bool:
     if value:
         raise ProfileError(f"NVLINK_MULTICAST must be 'on' or 'off', not {value!r}")
     return any(os.environ.get(name) == MULTICAST_OFF_ENV[name] for name in list(MULTICAST_OFF_ENV)[:3])
+
+
+def engine_compilation_config(engine: Engine) -> dict[str, Any] | None:
+    """The profile's compilation settings; with NVLink multicast off and tensor parallelism on, vLLM's
+    FlashInfer all-reduce + RMSNorm fusion is off too (a profile's own choice stays). On a 2x H200 VM with
+    multicast off, its "mnnvl" workspace led to an illegal memory access and its "trtllm" workspace
+    stopped both ranks for over two minutes; vLLM's own custom all-reduce or NCCL then reduces."""
+    config = dict(engine.compilation_config or {})
+    if engine.tensor_parallel_size > 1 and nvlink_multicast_off():
+        passes = dict(config.get("pass_config") or {})
+        passes.setdefault("fuse_allreduce_rms", False)
+        config["pass_config"] = passes
+    return config or None
 
 
 def engine_env(profile: Profile) -> dict[str, str]:
@@ -245,8 +260,9 @@ def vllm_command(
         command += ["--max-num-batched-tokens", str(engine.max_num_batched_tokens)]
     if engine.moe_backend:
         command += ["--moe-backend", engine.moe_backend]
-    if engine.compilation_config:
-        command += ["--compilation-config", json.dumps(engine.compilation_config, separators=(",", ":"))]
+    compilation = engine_compilation_config(engine)
+    if compilation:
+        command += ["--compilation-config", json.dumps(compilation, separators=(",", ":"))]
     if engine.enable_prefix_caching is not None:
         command.append(
             "--enable-prefix-caching" if engine.enable_prefix_caching else "--no-enable-prefix-caching"

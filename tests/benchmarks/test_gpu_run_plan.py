@@ -72,3 +72,22 @@ def test_tensor_parallel_variants_fall_back_to_plain_nccl_all_reduce() -> None:
             assert {k: v for k, v in variant.fallback.settings.items() if k != "compilation_config"} == {
                 k: v for k, v in variant.settings.items() if k != "compilation_config"
             }
+
+
+def test_a_start_that_hangs_is_stopped_after_its_ready_timeout(tmp_path: Path) -> None:
+    # vLLM takes longer than a second to import, so the timeout fires before it could answer or fail.
+    slow = Variant("cpu-slow", "cpu-dev", "no-such-model", "0", levels=[1], ready_timeout_s=1)
+    results: dict = {"runs": []}
+    run_plan(
+        [[slow]],
+        tmp_path / "models",
+        tmp_path / "out",
+        results,
+        budget_end=time.monotonic() + 900,
+        only=None,
+        levels=None,
+        gpu_count=1,
+    )
+    [entry] = results["runs"]
+    assert entry["error"].startswith("stopped before it was ready: not ready after 1 s")
+    assert "levels" not in entry

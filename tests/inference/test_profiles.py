@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from inference import profiles
@@ -145,6 +147,35 @@ def test_one_library_with_multicast_off_turns_it_off_for_all(monkeypatch) -> Non
     # An explicit "on" wins over the guess.
     monkeypatch.setenv("NVLINK_MULTICAST", "on")
     assert "VLLM_FLASHINFER_ALLREDUCE_BACKEND" not in engine_env(load("qwen3-30b-a3b-fp8"))
+
+
+def _compilation(profile: profiles.Profile) -> dict | None:
+    command = vllm_command(profile, model="m")
+    if "--compilation-config" not in command:
+        return None
+    return json.loads(command[command.index("--compilation-config") + 1])
+
+
+def test_multicast_off_turns_the_fused_all_reduce_off_only_with_tensor_parallelism(monkeypatch) -> None:
+    for name in MULTICAST_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    tp1 = load("qwen3-30b-a3b-fp8")
+    tp2 = profiles.with_overrides(
+        tp1, {"tensor_parallel_size": "2", "compilation_config": '{"cudagraph_capture_sizes": [1, 2]}'}
+    )
+    assert _compilation(tp2) == {"cudagraph_capture_sizes": [1, 2]}  # multicast left to vLLM
+    monkeypatch.setenv("NVLINK_MULTICAST", "off")
+    assert _compilation(tp1) is None  # one GPU: nothing to reduce
+    assert _compilation(tp2) == {
+        "cudagraph_capture_sizes": [1, 2],
+        "pass_config": {"fuse_allreduce_rms": False},
+    }
+    assert _compilation(load("deepseek-v3-fp8"))["pass_config"] == {"fuse_allreduce_rms": False}
+    # A profile that asks for the fusion keeps it.
+    chosen = profiles.with_overrides(
+        tp2, {"compilation_config": '{"pass_config": {"fuse_allreduce_rms": true}}'}
+    )
+    assert _compilation(chosen) == {"pass_config": {"fuse_allreduce_rms": True}}
 
 
 def test_nvlink_multicast_with_a_bad_value_is_refused(monkeypatch) -> None:
