@@ -148,8 +148,17 @@ def nccl_all_reduce(variant: Variant) -> Variant:
     )
 
 
+# A tensor-parallel start with 15 graph sizes should be ready in about 4 minutes (TP=1 with vLLM's 51
+# default sizes took 402 s, 245 s of it graphs); one that takes 7 has hung, like the TP=2 start whose
+# all-reduce workspace never finished on 2026-11-29, and its fallback gets the time instead.
+TP_READY_TIMEOUT_S = 420
+
+
 def with_fallback(variant: Variant) -> Variant:
-    return dataclasses.replace(variant, fallback=nccl_all_reduce(variant))
+    variant = dataclasses.replace(variant, ready_timeout_s=TP_READY_TIMEOUT_S)
+    return dataclasses.replace(
+        variant, fallback=dataclasses.replace(nccl_all_reduce(variant), ready_timeout_s=TP_READY_TIMEOUT_S)
+    )
 
 
 # "multi-gpu": the next run on a machine with 2 GPUs. Tensor parallelism over both GPUs, without and
