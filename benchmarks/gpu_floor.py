@@ -99,3 +99,57 @@ def floor_tpot_s(
 ) -> float:
     """The shortest possible time per decode step, weights and KV cache split evenly over ``gpus``."""
     return decode_bytes(config).step_bytes(batch, context) / gpus / bandwidth
+
+
+# Dense FP8 tensor-core peak of one H200 SXM (NVIDIA's datasheet, without sparsity).
+H200_FP8_FLOPS = 1.979e15
+
+
+def active_weights(config: dict[str, Any]) -> float:
+    """Weights one token multiplies through, output head excluded (a prompt's prefill computes the head
+    for its last token only): the FP8 weights count one per byte, the bf16 router two bytes each."""
+    bytes_ = decode_bytes(config)
+    router = bytes_.moe_layers * config["hidden_size"] * bytes_.experts * BF16
+    return (
+        bytes_.dense - router + router / BF16 + bytes_.moe_layers * bytes_.active_experts * bytes_.per_expert
+    )
+
+
+def prefill_flops_per_token(config: dict[str, Any], context: float) -> float:
+    """Two FLOPs per weight, plus causal attention over half the context on average."""
+    layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
+    if config["model_type"] == "deepseek_v3":
+        per_position = heads * (
+            config["qk_nope_head_dim"] + config["qk_rope_head_dim"] + config["v_head_dim"]
+        )
+    else:
+        per_position = heads * 2 * (config.get("head_dim") or config["hidden_size"] // heads)
+    return 2 * active_weights(config) + 2 * layers * per_position * context / 2
+
+
+def level_floor_s(
+    config: dict[str, Any],
+    *,
+    requests: int,
+    streams: int,
+    prompt_tokens: float,
+    output_tokens: int,
+    bandwidth: float,
+    replicas: int = 1,
+    gpus_per_replica: int = 1,
+    flops: float = H200_FP8_FLOPS,
+) -> float:
+    """The shortest possible wall time of one benchmark level: ``requests`` requests on ``streams``
+    closed-loop streams, no faster than all their prompts' FLOPs on all GPUs at peak, nor than their
+    decode steps' bytes at the measured bandwidth (whichever is longer: the two can overlap)."""
+    gpus = replicas * gpus_per_replica
+    compute = requests * prompt_tokens * prefill_flops_per_token(config, prompt_tokens) / (flops * gpus)
+    rounds = requests / streams
+    step = floor_tpot_s(
+        config,
+        batch=max(1, streams // replicas),
+        context=prompt_tokens + output_tokens / 2,
+        bandwidth=bandwidth,
+        gpus=gpus_per_replica,
+    )
+    return max(compute, rounds * output_tokens * step)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import read_results
-from benchmarks.gpu_floor import floor_tpot_s
+from benchmarks.gpu_floor import floor_tpot_s, level_floor_s
 
 REPORT = Path(__file__).resolve().parent / "REPORT.md"
 
@@ -209,8 +209,8 @@ def _widget_streams_section(result: dict[str, Any]) -> list[str]:
 def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     bandwidth = result["machine"]["copy_bandwidth_bytes_per_s"]
     lines = [
-        "| variant | GPUs | streams | output tok/s | TTFT p50 / p95 | TPOT p50 / p95 | floor TPOT | floor ÷ TPOT |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | GPUs | streams | output tok/s | ceiling tok/s | share | TTFT p50 / p95 | TPOT p50 / p95 | floor TPOT | floor ÷ TPOT |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         config = result["configs"][run["model"]]
@@ -223,9 +223,24 @@ def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[
             floor = floor_tpot_s(
                 config, batch=batch, context=context, bandwidth=bandwidth, gpus=gpus_per_replica
             )
+            ceiling = (
+                level["requests"]
+                * result["max_tokens"]
+                / level_floor_s(
+                    config,
+                    requests=level["requests"],
+                    streams=level["concurrency"],
+                    prompt_tokens=level["prompt_tokens"]["p50"],
+                    output_tokens=result["max_tokens"],
+                    bandwidth=bandwidth,
+                    replicas=replicas,
+                    gpus_per_replica=gpus_per_replica,
+                )
+            )
             ttft, tpot = level["ttft_s"], level["tpot_s"]
             lines.append(
                 f"| {run['variant']} | {','.join(run['gpus'])} | {level['concurrency']} | {level['output_tok_s']:,.0f} | "
+                f"{ceiling:,.0f} | {level['output_tok_s'] / ceiling:.0%} | "
                 f"{ttft['p50'] * 1000:,.0f} / {ttft['p95'] * 1000:,.0f} ms | "
                 f"{tpot['p50'] * 1000:.2f} / {tpot['p95'] * 1000:.2f} ms | {floor * 1000:.2f} ms | "
                 f"{floor / tpot['p50']:.0%} |"
@@ -252,6 +267,9 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
         "",
         *_gpu_runs_table(result, [run for run in runs if not run["model"].startswith("deepseek")]),
         "",
+        "*Ceiling* is the level's output tokens over its shortest possible wall time: all prompts' FLOPs (two per "
+        "active weight plus causal attention) at the H200's dense FP8 peak (1,979 TFLOP/s) on every GPU used, or all "
+        "decode steps' bytes at the measured bandwidth, whichever is longer (`benchmarks/gpu_floor.py`). "
         "The floor at one stream is exact (8 experts per layer whatever the weights); above one stream it assumes "
         "uniform routing, which random weights do not give (DeepSeek at 16 streams ran faster than that floor), so "
         "read those ratios as rough. Variants: *profile* is `qwen3-30b-a3b-fp8` as committed (vLLM picked the "

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gpu_floor import decode_bytes, floor_tpot_s
+from benchmarks.gpu_floor import (
+    H200_FP8_FLOPS,
+    active_weights,
+    decode_bytes,
+    floor_tpot_s,
+    level_floor_s,
+    prefill_flops_per_token,
+)
 from benchmarks.gpu_run import CONFIGS, prepare
 
 pytestmark = pytest.mark.slow  # prepare needs the bundled chat model converted (cpu-dev)
@@ -40,6 +47,26 @@ def test_qwen3_30b_a3b_reads_about_3_billion_active_parameters_per_token() -> No
     assert bytes_one.step_bytes(1, 1000) - bytes_one.step_bytes(1, 0) == pytest.approx(
         1000 * bytes_one.kv_per_token
     )
+
+
+def test_a_level_is_bound_by_decode_bytes_at_one_stream_and_by_prefill_flops_at_many() -> None:
+    qwen3 = _config("qwen3-30b-a3b-fp8")
+    # ~2.7B weights per token without the head (Qwen3-30B-A3B: 3.3B active with embeddings and head).
+    assert 2.5e9 < active_weights(qwen3) < 3.0e9
+    assert prefill_flops_per_token(qwen3, 0) == pytest.approx(2 * active_weights(qwen3))
+    assert prefill_flops_per_token(qwen3, 2000) > prefill_flops_per_token(qwen3, 1000)
+    one = level_floor_s(qwen3, requests=4, streams=1, prompt_tokens=1300, output_tokens=128, bandwidth=4.2e12)
+    assert one == pytest.approx(4 * 128 * floor_tpot_s(qwen3, batch=1, context=1364, bandwidth=4.2e12))
+    # Long prompts and many requests: the prompts' FLOPs take longer than the decode steps' bytes.
+    many = level_floor_s(
+        qwen3, requests=512, streams=256, prompt_tokens=30000, output_tokens=16, bandwidth=4.2e12
+    )
+    assert many == pytest.approx(512 * 30000 * prefill_flops_per_token(qwen3, 30000) / H200_FP8_FLOPS)
+    # Two replicas share the prompts' compute.
+    two = level_floor_s(
+        qwen3, requests=512, streams=256, prompt_tokens=30000, output_tokens=16, bandwidth=4.2e12, replicas=2
+    )
+    assert two == pytest.approx(many / 2)
 
 
 def test_unknown_architecture_is_refused() -> None:
