@@ -38,8 +38,10 @@ from inference.client import (
     ClientConfig,
     LLMError,
     OpenAICompatibleModel,
+    ReplicatedModel,
     StreamEnd,
     TextDelta,
+    model_worker_urls,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,33 +73,43 @@ def conversation_start(
     return StartedConversation(conversation=conversation, visitor_token=token)
 
 
-def _client_config() -> ClientConfig:
-    return ClientConfig(
-        base_url=settings.LLM_BASE_URL,
-        api_key=settings.LLM_API_KEY,
-        model=settings.LLM_MODEL,
-        connect_timeout=settings.LLM_CONNECT_TIMEOUT,
-        first_token_timeout=settings.LLM_FIRST_TOKEN_TIMEOUT,
-        total_timeout=settings.LLM_TOTAL_TIMEOUT,
-    )
+def _client_configs() -> list[ClientConfig]:
+    """One client configuration per model worker named in ``LLM_BASE_URL`` (several: replicas)."""
+    return [
+        ClientConfig(
+            base_url=url,
+            api_key=settings.LLM_API_KEY,
+            model=settings.LLM_MODEL,
+            connect_timeout=settings.LLM_CONNECT_TIMEOUT,
+            first_token_timeout=settings.LLM_FIRST_TOKEN_TIMEOUT,
+            total_timeout=settings.LLM_TOTAL_TIMEOUT,
+        )
+        for url in model_worker_urls(settings.LLM_BASE_URL)
+    ]
 
 
-def chat_model_from_settings() -> OpenAICompatibleModel:
-    """A new client for the model worker named by ``LLM_BASE_URL`` / ``LLM_MODEL``; close it when done."""
-    return OpenAICompatibleModel(_client_config())
+def _chat_model(configs: list[ClientConfig]) -> ChatModel:
+    if len(configs) == 1:
+        return OpenAICompatibleModel(configs[0])
+    return ReplicatedModel([OpenAICompatibleModel(config) for config in configs])
 
 
-def chat_model_shared() -> OpenAICompatibleModel:
+def chat_model_from_settings() -> ChatModel:
+    """A new client for the model worker(s) named by ``LLM_BASE_URL`` / ``LLM_MODEL``; close it when done."""
+    return _chat_model(_client_configs())
+
+
+def chat_model_shared() -> ChatModel:
     """The model worker's client for this event loop, built once and kept open: never close it.
 
     Building a client costs ~50 ms (the SDK's HTTP client and its TLS context; measured on the CI
     machine), more than the rest of the request path before the model call, and a kept client
     reuses its connections to the worker.
     """
-    config = _client_config()
-    key = ("model worker", config.base_url, config.api_key, config.model, config.connect_timeout,
-           config.first_token_timeout, config.total_timeout)  # fmt: skip
-    return loop_shared(key, lambda: OpenAICompatibleModel(config))
+    configs = _client_configs()
+    key = ("model worker", *[(config.base_url, config.api_key, config.model, config.connect_timeout,
+           config.first_token_timeout, config.total_timeout) for config in configs])  # fmt: skip
+    return loop_shared(key, lambda: _chat_model(configs))
 
 
 # --- The pipeline (stores nothing) ---------------------------------------------------------

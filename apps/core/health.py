@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from config.celery import app as celery_app
-from inference.client import probe
+from inference.client import model_worker_urls, probe
 
 
 @dataclass(frozen=True)
@@ -75,13 +75,31 @@ async def check_celery() -> str:
 
 
 async def check_model() -> str:
-    token = await probe(
-        base_url=settings.LLM_BASE_URL,
-        api_key=settings.LLM_API_KEY,
-        model=settings.LLM_MODEL,
-        timeout=settings.LLM_PROBE_TIMEOUT,
+    """Every model worker in ``LLM_BASE_URL`` generates a token; ready while at least one does (the
+    client sends calls to the replicas that answer), with the ones that do not named."""
+    urls = model_worker_urls(settings.LLM_BASE_URL)
+    results = await asyncio.gather(
+        *(
+            probe(
+                base_url=url,
+                api_key=settings.LLM_API_KEY,
+                model=settings.LLM_MODEL,
+                timeout=settings.LLM_PROBE_TIMEOUT,
+            )
+            for url in urls
+        ),
+        return_exceptions=True,
     )
-    return f"{settings.LLM_MODEL} generated {token!r}"
+    if len(urls) == 1:
+        if isinstance(results[0], BaseException):
+            raise results[0]
+        return f"{settings.LLM_MODEL} generated {results[0]!r}"
+    down = [f"{url}: {result.__class__.__name__}: {result}" for url, result in zip(urls, results, strict=True)
+            if isinstance(result, BaseException)]  # fmt: skip
+    if len(down) == len(urls):
+        raise RuntimeError(f"no model worker answered: {'; '.join(down)}")
+    detail = f"{settings.LLM_MODEL}: {len(urls) - len(down)} of {len(urls)} model workers generated a token"
+    return detail + (f"; down: {'; '.join(down)}" if down else "")
 
 
 CHECKS: dict[str, Callable[[], Awaitable[str]]] = {

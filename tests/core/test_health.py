@@ -69,3 +69,20 @@ def test_readyz_follows_redis_down_and_back(
             break
         time.sleep(1)
     assert status == 200, body
+
+
+def test_readyz_with_replicas_is_ready_while_one_answers_and_names_the_one_down(
+    client: Client, celery_worker, settings, model_worker: str
+) -> None:
+    settings.LLM_BASE_URL = f"{model_worker},http://127.0.0.1:9/v1"
+    response = client.get("/readyz")
+    model = response.json()["checks"]["model"]
+    assert response.status_code == 200 and model["ok"] is True
+    assert "1 of 2 model workers generated a token" in model["detail"]
+    assert "http://127.0.0.1:9/v1" in model["detail"] and "unreachable" in model["detail"]
+
+    settings.LLM_BASE_URL = "http://127.0.0.1:9/v1,http://127.0.0.1:7/v1"
+    response = client.get("/readyz")
+    model = response.json()["checks"]["model"]
+    assert response.status_code == 503 and model["ok"] is False
+    assert "no model worker answered" in model["detail"]

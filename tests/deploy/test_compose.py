@@ -119,6 +119,27 @@ def test_model_worker_runs_our_launcher_on_the_profiles_image(gpu_count: str) ->
     assert (COMPOSE_FILE.parent / "../../inference/__main__.py").resolve().is_file()
 
 
+def test_a_second_replica_runs_the_same_worker_on_its_own_gpu_and_the_app_lists_both() -> None:
+    """For a model that fits one GPU, two replicas (the second-replica profile) instead of TP=2."""
+    from inference.client import model_worker_urls
+    from tests.deploy.conftest import env_example_active
+
+    both = "http://model-worker:8000/v1,http://model-worker-2:8000/v1"
+    env = {**env_example_active(), "LLM_BASE_URL": both, "MODEL_WORKER_2_GPU": "1"}
+    services = compose_resolved(env)["services"]
+    first, second = services["model-worker"], services["model-worker-2"]
+    assert second["profiles"] == ["second-replica"] and "profiles" not in first  # off unless asked for
+    for key in ("image", "entrypoint", "command", "healthcheck", "ipc", "volumes"):
+        assert second[key] == first[key]
+    (device,) = second["deploy"]["resources"]["reservations"]["devices"]
+    assert device["device_ids"] == ["1"] and "count" not in device
+    for name in APP_SERVICES:
+        assert model_worker_urls(services[name]["environment"]["LLM_BASE_URL"]) == both.split(",")
+    # Without the setting, the app talks to the one model worker.
+    default = compose_resolved()["services"]["web"]["environment"]["LLM_BASE_URL"]
+    assert model_worker_urls(default) == ["http://model-worker:8000/v1"]
+
+
 def test_env_example_profile_fits_its_gpu_count() -> None:
     from tests.deploy.conftest import env_example_active
 
