@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -12,11 +13,12 @@ from pathlib import PurePath
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from apps.core.logging import log_context
+from apps.core.tasks import RETRYABLE_ERRORS
 from apps.knowledge.chunking import chunks_build
 from apps.knowledge.embedders import embedder_dimension, embedder_for
 from apps.knowledge.models import Chunk, Document, IngestionJob, KnowledgeBase, KnowledgeBaseApiKey
@@ -134,7 +136,7 @@ def document_upload(
     content_hash = hashlib.sha256(data).hexdigest()
 
     with transaction.atomic():
-        KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+        KnowledgeBase.objects.select_for_update(no_key=True).get(pk=knowledge_base.pk)
         same_content = Document.objects.filter(knowledge_base=knowledge_base, content_hash=content_hash)
         existing = Document.objects.filter(knowledge_base=knowledge_base, filename=filename).first()
         duplicate = same_content.exclude(status=Document.Status.FAILED).first()
@@ -225,6 +227,19 @@ def document_ingest(*, job_id: int) -> None:
         )
         return
     job = IngestionJob.objects.select_related("document__knowledge_base").get(pk=job_id)
+    try:
+        _document_ingest_claimed(job)
+    except RETRYABLE_ERRORS:
+        # The task retries a passing fault (a lost connection, a deadlock): give the job back, or the
+        # retry finds it claimed and running and leaves it until the stale-job sweeper, minutes later.
+        with contextlib.suppress(DatabaseError):  # a lost connection: the sweeper gives it back instead
+            IngestionJob.objects.filter(
+                pk=job.pk, status=IngestionJob.Status.RUNNING, claimed_at=job.claimed_at
+            ).update(status=IngestionJob.Status.QUEUED)
+        raise
+
+
+def _document_ingest_claimed(job: IngestionJob) -> None:
     document = job.document
     knowledge_base = document.knowledge_base
     with log_context(job_id=job.pk, document_id=document.pk, version=job.version):
@@ -294,7 +309,7 @@ def _switch_live(job: IngestionJob, document: Document, *, chunk_count: int) -> 
         _reembed_job_done(job, document, chunk_count=chunk_count)
         return
     with transaction.atomic():
-        locked = Document.objects.select_for_update().get(pk=document.pk)
+        locked = Document.objects.select_for_update(no_key=True).get(pk=document.pk)
         if locked.version != job.version:
             # A newer upload arrived meanwhile; its own job will switch it live.
             Chunk.objects.filter(document=locked, version=job.version).delete()
@@ -331,10 +346,12 @@ def knowledge_base_reembed(*, knowledge_base: KnowledgeBase, embedder_name: str)
     """
     embedder_dimension(embedder_name)  # unknown names fail here, before anything changes
     with transaction.atomic():
-        locked = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+        locked = KnowledgeBase.objects.select_for_update(no_key=True).get(pk=knowledge_base.pk)
         locked.pending_embedder_name = embedder_name
         locked.save(update_fields=["pending_embedder_name", "updated_at"])
-        documents = list(Document.objects.select_for_update().filter(knowledge_base=locked))
+        documents = list(
+            Document.objects.select_for_update(no_key=True).filter(knowledge_base=locked).order_by("pk")
+        )
         jobs = []
         for document in documents:
             document.version += 1
@@ -359,12 +376,21 @@ def _reembed_job_done(job: IngestionJob, document: Document, *, chunk_count: int
 
 def _reembed_switch(*, knowledge_base_id: int) -> None:
     """Switch the whole knowledge base to its pending embedder once every document's
-    newest version is embedded (or failed, in which case its old version is dropped too)."""
+    newest version is embedded (or failed, in which case its old version is dropped too).
+
+    The row locks are FOR NO KEY UPDATE (no key changes here): a plain FOR UPDATE also blocks the
+    FOR KEY SHARE locks that inserting a chunk takes on its document and knowledge base (foreign-key
+    checks), and a document still being embedded then deadlocked with this check (seen in CI: one of
+    two documents' jobs died with "deadlock detected" and the knowledge base never switched)."""
     with transaction.atomic():
-        knowledge_base = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base_id)
+        knowledge_base = KnowledgeBase.objects.select_for_update(no_key=True).get(pk=knowledge_base_id)
         if not knowledge_base.pending_embedder_name:
             return
-        documents = list(Document.objects.select_for_update().filter(knowledge_base=knowledge_base))
+        documents = list(
+            Document.objects.select_for_update(no_key=True)
+            .filter(knowledge_base=knowledge_base)
+            .order_by("pk")
+        )
         newest = {
             (job.document_id, job.version): job.status
             for job in IngestionJob.objects.filter(document__in=documents)

@@ -21,6 +21,7 @@ from inference.client import (
     TextDelta,
     probe,
 )
+from tests.inference.helpers import collect_stream
 
 pytestmark = pytest.mark.slow
 
@@ -29,18 +30,6 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 def _model(base_url: str, **overrides) -> OpenAICompatibleModel:
     return OpenAICompatibleModel(ClientConfig(base_url=base_url, model="shopdesk-chat", **overrides))
-
-
-async def _collect(model: OpenAICompatibleModel, messages, **sampling) -> tuple[str, StreamEnd]:
-    parts: list[str] = []
-    end: StreamEnd | None = None
-    async for event in model.stream(messages, **sampling):
-        if isinstance(event, TextDelta):
-            parts.append(event.text)
-        else:
-            end = event
-    assert end is not None
-    return "".join(parts), end
 
 
 def test_official_openai_client_streams_a_chat_completion(model_worker: str) -> None:
@@ -64,7 +53,7 @@ def test_eight_concurrent_streams_all_complete(model_worker: str) -> None:
             prompts = [f"Write one short sentence about parcel number {n}." for n in range(8)]
             return await asyncio.gather(
                 *(
-                    _collect(model, [{"role": "user", "content": p}], max_tokens=24, temperature=0)
+                    collect_stream(model, [{"role": "user", "content": p}], max_tokens=24, temperature=0)
                     for p in prompts
                 )
             )
@@ -190,7 +179,7 @@ def test_first_token_timeout_raises_a_typed_error(model_worker: str) -> None:
     async def run() -> None:
         model = _model(model_worker, first_token_timeout=0.001)
         try:
-            await _collect(model, [{"role": "user", "content": "Tell me a long story."}], max_tokens=64)
+            await collect_stream(model, [{"role": "user", "content": "Tell me a long story."}], max_tokens=64)
         finally:
             await model.close()
 

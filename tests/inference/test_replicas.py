@@ -23,6 +23,7 @@ from inference.client import (
     model_worker_urls,
 )
 from tests.conversations.helpers import run_async
+from tests.inference.helpers import collect_stream
 
 pytestmark = pytest.mark.slow
 
@@ -103,15 +104,7 @@ def _replicas(*urls: str, **overrides) -> ReplicatedModel:
 
 
 async def _answer(model: ReplicatedModel, **sampling) -> tuple[str, StreamEnd]:
-    parts: list[str] = []
-    end = None
-    async for event in model.stream(QUESTION, max_tokens=8, temperature=0, **sampling):
-        if isinstance(event, TextDelta):
-            parts.append(event.text)
-        else:
-            end = event
-    assert end is not None
-    return "".join(parts), end
+    return await collect_stream(model, QUESTION, max_tokens=8, temperature=0, **sampling)
 
 
 def test_calls_are_spread_over_the_replicas(model_worker: str) -> None:

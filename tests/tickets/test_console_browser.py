@@ -17,6 +17,7 @@ from apps.accounts.services import staff_user_ensure
 from apps.conversations.models import Conversation, Message
 from apps.tickets.models import Ticket
 from tests.knowledge.helpers import make_kb
+from tests.tickets.helpers import console_signed_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -58,17 +59,7 @@ def test_customer_asks_for_a_person_and_an_agent_answers_live(
     errors: list[str] = []
 
     # The agent signs in and watches the (empty) queue.
-    agent_context = browser.new_context()
-    console = agent_context.new_page()
-    console.on("pageerror", lambda error: errors.append(f"console: {error}"))
-    console.goto(f"{web_server}/console/")
-    assert "/console/login/" in console.url
-    console.fill("input[name=username]", "bob-agent")
-    console.fill("input[name=password]", AGENT_PASSWORD)
-    console.click("button[type=submit]")
-    console.wait_for_selector("#queue")
-    assert "No tickets here." in console.inner_text("#queue")
-    console.evaluate("() => { window.sameDocument = true; }")  # gone if the page reloads
+    agent_context, console = console_signed_in(browser, web_server, "bob-agent", AGENT_PASSWORD, errors)
 
     # The customer asks for a person in the widget on the demo shop page.
     customer_context = browser.new_context()

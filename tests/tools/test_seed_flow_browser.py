@@ -14,6 +14,7 @@ from apps.accounts.roles import Role
 from apps.accounts.services import staff_user_ensure
 from apps.tickets.models import Ticket
 from apps.tools.models import ToolCall
+from tests.tickets.helpers import console_signed_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -25,16 +26,7 @@ def test_the_seed_flow_from_the_demo_page_to_the_agent_console(shop, web_server,
     staff_user_ensure(username="ana-agent", role=Role.AGENT, password=AGENT_PASSWORD)
     errors: list[str] = []
 
-    agent_context = browser.new_context()
-    console = agent_context.new_page()
-    console.on("pageerror", lambda error: errors.append(f"console: {error}"))
-    console.goto(f"{web_server}/console/login/")
-    console.fill("input[name=username]", "ana-agent")
-    console.fill("input[name=password]", AGENT_PASSWORD)
-    console.click("button[type=submit]")
-    console.wait_for_selector("#queue")
-    assert "No tickets here." in console.inner_text("#queue")
-    console.evaluate("() => { window.sameDocument = true; }")  # gone if the page reloads
+    agent_context, console = console_signed_in(browser, web_server, "ana-agent", AGENT_PASSWORD, errors)
 
     customer_context = browser.new_context()
     page = customer_context.new_page()
