@@ -44,80 +44,83 @@ DEEPSEEK = {
     "chat_template": "none",
     "compilation_config": json.dumps({"cudagraph_capture_sizes": [1, 2, 4, 8, 16, 32, 64]}),
 }
+# DeepGEMM's warm-up (503 kernels, 3.5 of the 7.3 minutes a cold start took) is skipped: the
+# benchmark's own warm-up pass (every level at full length) runs what the measurement will, and the
+# run counts kernels compiled while a level is timed.
+FAST_START = {"VLLM_DEEP_GEMM_WARMUP": "skip"}
+
+QWEN3 = "qwen3-30b-a3b-fp8"  # profile and model folder
+
+
+def qwen3(name: str, gpus: str, **fields: object) -> Variant:
+    return Variant(name, QWEN3, QWEN3, gpus, **fields)  # type: ignore[arg-type]
+
+
+def deepseek_v3(name: str, model: str, gpus: str, **fields: object) -> Variant:
+    return Variant(name, "deepseek-v3-fp8", model, gpus, **fields)  # type: ignore[arg-type]
+
+
 # Phases run in order; the variants of one phase start together (each on its own GPUs).
 # "single-gpu": what ran on 2026-11-29 (results in benchmarks/results/gpu.json).
 SINGLE_GPU_PLAN: list[list[Variant]] = [
     [
-        Variant("qwen3-tp1-profile", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "0", checks=True),
-        Variant("qwen3-tp1-tuned", "qwen3-30b-a3b-fp8", "qwen3-30b-a3b-fp8", "1", settings=TUNED),
+        qwen3("qwen3-tp1-profile", "0", checks=True),
+        qwen3("qwen3-tp1-tuned", "1", settings=TUNED),
     ],
     [
-        Variant(
+        deepseek_v3(
             "deepseek-v3-8-layers-tp1",
-            "deepseek-v3-fp8",
             "deepseek-v3-8-layers",
             "0",
             settings=DEEPSEEK,
-            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
+            env=FAST_START,
             levels=[1, 1, 16],
             checks=True,
         ),
-        Variant(
+        deepseek_v3(
             "deepseek-v3-5-layers-tp1",
-            "deepseek-v3-fp8",
             "deepseek-v3-5-layers",
             "1",
             settings=DEEPSEEK,
-            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
+            env=FAST_START,
             levels=[1, 1, 16],
         ),
     ],
     [
-        Variant(
+        qwen3(
             "qwen3-dp2-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
             "0",
             settings=TUNED,
             replicas=["1"],
         )
     ],
     [
-        Variant(
+        qwen3(
             "qwen3-tp2-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
             "0,1",
             settings={**TUNED, "tensor_parallel_size": "2"},
         )
     ],
     [
-        Variant(
+        qwen3(
             "qwen3-tp2-ep-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
             "0,1",
             settings={**TUNED, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
         )
     ],
     [
-        Variant(
+        deepseek_v3(
             "deepseek-v3-8-layers-tp2-ep",
-            "deepseek-v3-fp8",
             "deepseek-v3-8-layers",
             "0,1",
             settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
-            env={"VLLM_DEEP_GEMM_WARMUP": "skip"},
+            env=FAST_START,
             levels=[1, 1, 16],
         )
     ],
 ]
 
 
-# DeepGEMM's warm-up (503 kernels, 3.5 of the 7.3 minutes a cold start took) is skipped: the
-# benchmark's own warm-up pass (every level at full length) runs what the measurement will, and the
-# run counts kernels compiled while a level is timed.
-FAST_START = {"VLLM_DEEP_GEMM_WARMUP": "skip"}
 # Weight-only FP8 (W8A16) Marlin kernels for the experts and the linear layers: at one stream every
 # block-FP8 GEMM first quantizes its activations; Marlin reads FP8 weights and keeps activations in
 # bf16. vLLM 0.26 only allows FP8 Marlin on Hopper with VLLM_TEST_FORCE_FP8_MARLIN=1 (the run of
@@ -134,16 +137,12 @@ def nccl_all_reduce(variant: Variant) -> Variant:
     where NVLink multicast is off (the runs since set NVLINK_MULTICAST=off: FlashInfer's "trtllm")."""
     compilation = json.loads(variant.settings.get("compilation_config", "{}"))
     compilation["pass_config"] = {"fuse_allreduce_rms": False, "fuse_gemm_comms": False, "enable_sp": False}
-    return Variant(
-        f"{variant.name}-nccl",
-        variant.profile,
-        variant.model,
-        variant.gpus,
+    return dataclasses.replace(
+        variant,
+        name=f"{variant.name}-nccl",
         settings={**variant.settings, "compilation_config": json.dumps(compilation)},
-        env=variant.env,
-        levels=variant.levels,
-        checks=variant.checks,
         extra_args=f"{variant.extra_args} --disable-custom-all-reduce".strip(),
+        fallback=None,
         fallback_for=variant.name,
     )
 
@@ -156,9 +155,7 @@ TP_READY_TIMEOUT_S = 420
 
 def with_fallback(variant: Variant) -> Variant:
     variant = dataclasses.replace(variant, ready_timeout_s=TP_READY_TIMEOUT_S)
-    return dataclasses.replace(
-        variant, fallback=dataclasses.replace(nccl_all_reduce(variant), ready_timeout_s=TP_READY_TIMEOUT_S)
-    )
+    return dataclasses.replace(variant, fallback=nccl_all_reduce(variant))
 
 
 # DeepGEMM's grouped GEMMs for the experts when a batch is large (prefill), Triton's kernel when it is
@@ -176,19 +173,15 @@ DEEPGEMM_MOE = {"moe_backend": "deep_gemm"}
 # 5. Marlin W8A16 kernels at one stream, if time is left.
 MULTI_GPU_PLAN: list[list[Variant]] = [
     [
-        Variant(
+        qwen3(
             "qwen3-tp1-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
             "0",
             settings=TUNED,
             env=FAST_START,
             checks=True,
         ),
-        Variant(
+        qwen3(
             "qwen3-tp1-deepgemm-moe-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
             "1",
             settings={**TUNED, **DEEPGEMM_MOE},
             env=FAST_START,
@@ -196,10 +189,8 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
     ],
     [
         with_fallback(
-            Variant(
+            qwen3(
                 "qwen3-tp2-tuned",
-                "qwen3-30b-a3b-fp8",
-                "qwen3-30b-a3b-fp8",
                 "0,1",
                 settings={**TUNED, "tensor_parallel_size": "2"},
                 env=FAST_START,
@@ -209,10 +200,8 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
     ],
     [
         with_fallback(
-            Variant(
+            qwen3(
                 "qwen3-tp2-ep-tuned",
-                "qwen3-30b-a3b-fp8",
-                "qwen3-30b-a3b-fp8",
                 "0,1",
                 settings={**TUNED, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
                 env=FAST_START,
@@ -221,9 +210,8 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
     ],
     [
         with_fallback(
-            Variant(
+            deepseek_v3(
                 "deepseek-v3-8-layers-tp2-ep",
-                "deepseek-v3-fp8",
                 "deepseek-v3-8-layers",
                 "0,1",
                 settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
@@ -234,10 +222,8 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
         )
     ],
     [
-        Variant(
+        qwen3(
             "qwen3-tp1-marlin-tuned",
-            "qwen3-30b-a3b-fp8",
-            "qwen3-30b-a3b-fp8",
             "0",
             settings={**TUNED, **MARLIN},
             env=MARLIN_ENV,
