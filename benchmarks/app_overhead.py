@@ -19,9 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,10 +26,8 @@ from typing import Any
 
 import openai
 
-from benchmarks.common import summary, wait_for_worker_health, write_result
+from benchmarks.common import summary, write_result
 from benchmarks.inference import stream_request
-from stack.ports import free_port
-from stack.redis import redis_server_command, wait_for_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "apps" / "knowledge" / "demo_data" / "questions.jsonl"
@@ -169,38 +164,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     args = parser.parse_args(argv)
 
-    from benchmarks.services import benchmark_database, process_start, process_stop, web_server_start
+    from benchmarks.services import benchmark_database, cpu_model_worker, local_redis, web_server
 
     logs = Path(tempfile.mkdtemp(prefix="shopdesk-bench-logs-"))
-    redis_port, worker_port, web_port = free_port(), free_port(), free_port()
-    redis_process = process_start(
-        redis_server_command(port=redis_port, data_dir=logs / "redis", persist=False), log=logs / "redis.log"
-    )
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-    worker = process_start(
-        [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(worker_port)],
-        log=logs / "model-worker.log",
-    )
-    web: subprocess.Popen[bytes] | None = None
-    try:
-        wait_for_redis(os.environ["REDIS_URL"], timeout=15, process=redis_process)
-        with benchmark_database() as database_url:
-            from django.conf import settings
+    with local_redis(logs), cpu_model_worker(logs) as worker, benchmark_database() as database_url:
+        from django.conf import settings
 
-            knowledge_base, key = _knowledge_base_with_key()
-            prompts, build_ms = _prompts(knowledge_base, args.questions)
-            worker_url = f"http://127.0.0.1:{worker_port}/v1"
-            web = web_server_start(
-                port=web_port,
-                database_url=database_url,
-                llm_base_url=worker_url,
-                log=logs / "web.log",
-                env={"CHAT_API_REQUESTS_PER_KEY_PER_MINUTE": "100000"},
-            )
-            wait_for_worker_health(worker_port, worker, timeout=1800)
+        knowledge_base, key = _knowledge_base_with_key()
+        prompts, build_ms = _prompts(knowledge_base, args.questions)
+        with web_server(
+            database_url=database_url,
+            llm_base_url=worker.url,
+            log=logs / "web.log",
+            env={"CHAT_API_REQUESTS_PER_KEY_PER_MINUTE": "100000"},
+        ) as app_url:
+            worker.wait_ready()
             sides = Sides(
-                worker_url=worker_url,
-                app_url=f"http://127.0.0.1:{web_port}",
+                worker_url=worker.url,
+                app_url=app_url,
                 key=key,
                 max_tokens=args.max_tokens,
                 top_p=settings.CHAT_TOP_P,
@@ -213,10 +194,6 @@ def main(argv: list[str] | None = None) -> None:
                     await sides.close()
 
             result = asyncio.run(measure())
-    finally:
-        for process in (web, worker, redis_process):
-            if process is not None:
-                process_stop(process)
     path = write_result(
         "app_overhead",
         {

@@ -1,5 +1,6 @@
-"""What benchmark runs start: a private embedded PostgreSQL with the schema migrated, processes with their
-own log files, and the web site (uvicorn) on that database."""
+"""What benchmark runs start: a private embedded PostgreSQL with the schema migrated, a throwaway Redis, the
+CPU model worker, processes with their own log files, and the web site (uvicorn) on that database. The
+context managers stop what they started, also when a start fails."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from stack.ports import free_port
 from stack.postgres import EmbeddedPostgres
+from stack.redis import redis_server_command, wait_for_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,10 +93,57 @@ def http_wait(url: str, process: subprocess.Popen[bytes], timeout: float) -> Non
     raise TimeoutError(f"{url} did not answer")
 
 
-def web_server_start(
-    *, port: int, database_url: str, llm_base_url: str, log: Path, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    """The site under uvicorn (ASGI) on the benchmark's database and Redis, ready on /healthz."""
+@contextlib.contextmanager
+def local_redis(logs: Path) -> Iterator[str]:
+    """A Redis without persistence; ``REDIS_URL`` points at it for this process and what it starts."""
+    port = free_port()
+    process = process_start(
+        redis_server_command(port=port, data_dir=logs / "redis", persist=False), log=logs / "redis.log"
+    )
+    url = os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for_redis(url, timeout=15, process=process)
+        yield url
+    finally:
+        process_stop(process)
+
+
+@dataclass
+class ModelWorker:
+    url: str
+    process: subprocess.Popen[bytes] | None  # None: a worker the benchmark did not start
+
+    def wait_ready(self) -> None:
+        if self.process is not None:
+            from benchmarks.common import wait_for_worker_health
+
+            port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+            wait_for_worker_health(port, self.process, timeout=1800)
+
+
+@contextlib.contextmanager
+def cpu_model_worker(logs: Path, *, base_url: str | None = None) -> Iterator[ModelWorker]:
+    """The cpu-dev model worker, starting (it loads while the caller sets up the rest; ``wait_ready``
+    waits for it), or the running one at ``base_url``."""
+    if base_url is not None:
+        yield ModelWorker(base_url, None)
+        return
+    port = free_port()
+    process = process_start(
+        [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(port)],
+        log=logs / "model-worker.log",
+    )
+    try:
+        yield ModelWorker(f"http://127.0.0.1:{port}/v1", process)
+    finally:
+        process_stop(process)
+
+
+@contextlib.contextmanager
+def web_server(*, database_url: str, llm_base_url: str, log: Path, env: dict[str, str]) -> Iterator[str]:
+    """The site under uvicorn (ASGI) on the benchmark's database and Redis, ready on /healthz; yields its
+    base URL."""
+    port = free_port()
     web = process_start(
         [
             sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
@@ -110,5 +160,8 @@ def web_server_start(
         },
         log=log,
     )  # fmt: skip
-    http_wait(f"http://127.0.0.1:{port}/healthz", web, timeout=120)
-    return web
+    try:
+        http_wait(f"http://127.0.0.1:{port}/healthz", web, timeout=120)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process_stop(web)

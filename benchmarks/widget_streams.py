@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,9 +30,7 @@ from typing import Any
 import httpx
 
 from benchmarks.app_overhead import QUESTIONS, _knowledge_base_with_key
-from benchmarks.common import summary, wait_for_worker_health, write_result
-from stack.ports import free_port
-from stack.redis import redis_server_command, wait_for_redis
+from benchmarks.common import summary, write_result
 
 KB_SLUG = "bench-shop"
 REWRITE_CASES = [
@@ -188,58 +184,39 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    from benchmarks.services import benchmark_database, process_start, process_stop, web_server_start
+    from benchmarks.services import benchmark_database, cpu_model_worker, local_redis, web_server
 
     logs = Path(tempfile.mkdtemp(prefix="shopdesk-bench-logs-"))
-    redis_port, web_port = free_port(), free_port()
-    redis_process = process_start(
-        redis_server_command(port=redis_port, data_dir=logs / "redis", persist=False), log=logs / "redis.log"
-    )
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
-    worker = None
-    worker_url = args.llm_base_url
-    if worker_url is None:
-        worker_port = free_port()
-        worker = process_start(
-            [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(worker_port)],
-            log=logs / "model-worker.log",
-        )
-        worker_url = f"http://127.0.0.1:{worker_port}/v1"
-    web = None
-    try:
-        wait_for_redis(os.environ["REDIS_URL"], timeout=15, process=redis_process)
-        with benchmark_database() as database_url:
-            _knowledge_base_with_key()
-            questions = [
-                json.loads(line)["q"]
-                for line in QUESTIONS.read_text(encoding="utf-8").splitlines()
-                if line.strip()
-            ]
-            web = web_server_start(
-                port=web_port,
-                database_url=database_url,
-                llm_base_url=worker_url,
-                log=logs / "web.log",
-                env={
-                    "CHAT_MAX_TOKENS": str(args.max_tokens),
-                    # The batch queues at the worker: the last stream's first token comes late.
-                    "LLM_FIRST_TOKEN_TIMEOUT": "1200",
-                    "LLM_TOTAL_TIMEOUT": "1800",
-                    # One client address for every visitor: the per-IP limits would refuse them.
-                    "CHAT_CREATE_PER_IP_PER_MINUTE": "100000",
-                    "CHAT_MESSAGES_PER_IP_PER_MINUTE": "100000",
-                    "DATABASE_CONN_MAX_AGE": str(args.conn_max_age),
-                    "DATABASE_POOL_MAX_SIZE": str(args.pool),
-                },
-            )
-            if worker is not None:
-                wait_for_worker_health(int(worker_url.rsplit(":", 1)[1].split("/")[0]), worker, timeout=1800)
-            result = asyncio.run(_run(f"http://127.0.0.1:{web_port}", questions, streams=args.streams))
-            rewrite = _rewrite_latency(worker_url)
-    finally:
-        for process in (web, worker, redis_process):
-            if process is not None:
-                process_stop(process)
+    with (
+        local_redis(logs),
+        cpu_model_worker(logs, base_url=args.llm_base_url) as worker,
+        benchmark_database() as database_url,
+    ):
+        _knowledge_base_with_key()
+        questions = [
+            json.loads(line)["q"]
+            for line in QUESTIONS.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        with web_server(
+            database_url=database_url,
+            llm_base_url=worker.url,
+            log=logs / "web.log",
+            env={
+                "CHAT_MAX_TOKENS": str(args.max_tokens),
+                # The batch queues at the worker: the last stream's first token comes late.
+                "LLM_FIRST_TOKEN_TIMEOUT": "1200",
+                "LLM_TOTAL_TIMEOUT": "1800",
+                # One client address for every visitor: the per-IP limits would refuse them.
+                "CHAT_CREATE_PER_IP_PER_MINUTE": "100000",
+                "CHAT_MESSAGES_PER_IP_PER_MINUTE": "100000",
+                "DATABASE_CONN_MAX_AGE": str(args.conn_max_age),
+                "DATABASE_POOL_MAX_SIZE": str(args.pool),
+            },
+        ) as app_url:
+            worker.wait_ready()
+            result = asyncio.run(_run(app_url, questions, streams=args.streams))
+            rewrite = _rewrite_latency(worker.url)
     path = write_result(
         "widget_streams",
         {
