@@ -29,6 +29,7 @@ class Variant:
     # A start that takes longer has hung (a cold start took 402 s with vLLM's 51 default graph sizes).
     ready_timeout_s: float = 600
     fallback_for: str | None = None  # on a fallback: the variant it stands in for
+    note: str = ""  # why this variant runs as it does, recorded with its results
 
 
 TUNED = {
@@ -164,13 +165,17 @@ def with_fallback(variant: Variant) -> Variant:
 # FLOP floor allows ~16,700 tok/s there and the profile reached 3,787 (23%), while at 16 streams it
 # reached 63% of its floor, so the experts' prefill GEMMs are the suspect.
 DEEPGEMM_MOE = {"moe_backend": "deep_gemm"}
+# FlashInfer's CUTLASS grouped GEMMs for block-FP8 experts: vLLM 0.26's own choice on Hopper once experts
+# are spread over GPUs (expert parallelism), Triton's without; here at TP=1 beside the Marlin run.
+FLASHINFER_CUTLASS_MOE = {"moe_backend": "flashinfer_cutlass"}
 
 # "multi-gpu": the next run on a machine with 2 GPUs, in order of what the open issues need most.
 # 1. The TP=1 baseline (with the client checks) beside DeepGEMM experts, the lever for 256 streams.
 # 2-3. Tensor parallelism over both GPUs without and with expert parallelism, with the settings of the
 #    baseline (and of the DP=2 run of the single-gpu plan), so TP=1, TP=2, TP=2 + EP and DP=2 compare.
 # 4. The shortened DeepSeek-V3 with TP=2 + EP.
-# 5. Marlin W8A16 kernels at one stream, if time is left.
+# 5. If time is left: Marlin W8A16 kernels at one stream, beside FlashInfer's CUTLASS experts.
+# Once a tensor-parallel variant needed its fallback, the later ones start with theirs (run_plan).
 MULTI_GPU_PLAN: list[list[Variant]] = [
     [
         qwen3(
@@ -229,6 +234,12 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
             env=MARLIN_ENV,
             extra_args="--linear-backend marlin",
             levels=[1, 16],
+        ),
+        qwen3(
+            "qwen3-tp1-flashinfer-cutlass-moe-tuned",
+            "1",
+            settings={**TUNED, **FLASHINFER_CUTLASS_MOE},
+            env=FAST_START,
         ),
     ],
 ]

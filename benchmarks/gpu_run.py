@@ -364,6 +364,10 @@ def run_phase(
                 "gpus": [s.gpus for s in mine],
                 "start_to_health_s": [s.ready_s for s in mine],
             }
+            if variant.fallback_for:
+                entry["fallback_for"] = variant.fallback_for
+            if variant.note:
+                entry["note"] = variant.note
             results["runs"].append(entry)
             failed = [s.failed for s in mine if s.failed]
             if failed:
@@ -420,11 +424,25 @@ def run_plan(
     gpu_count: int,
 ) -> None:
     """Runs the phases in order within the time budget; a phase that needs more GPUs than the host has
-    is skipped, and a variant that stops before it is ready is followed at once by its fallback."""
+    is skipped, and a variant that stops before it is ready is followed at once by its fallback. Once one
+    variant needed its fallback, later variants that have one start with it: a host whose GPUs could not
+    start one tensor-parallel variant with vLLM's own all-reduce paths would fail (or hang until the ready
+    timeout) the same way for the next, and that time is the lease's."""
     queue = list(phases)
+    fell_back: str | None = None  # the first variant that needed its fallback
     while queue:
         phase = queue.pop(0)
         phase = [v for v in phase if not only or v.name in only or (v.fallback_for or "") in only]
+        if fell_back:
+            phase = [
+                dataclasses.replace(
+                    v.fallback,
+                    note=f"started with its fallback at once: {fell_back} could not start on this host",
+                )
+                if v.fallback
+                else v
+                for v in phase
+            ]
         if levels:
             phase = [dataclasses.replace(v, levels=list(levels)) for v in phase]
         needed = {g for v in phase for gpus in [v.gpus, *v.replicas] for g in gpus.split(",")}
@@ -443,9 +461,10 @@ def run_plan(
             _write(out, results)
         # A variant that could not start gets its fallback (the same measurement with the suspect feature
         # off) right away, before the next phase.
-        retry = [v.fallback for v in phase if v.fallback and _did_not_start(results, v.name)]
-        if retry:
-            queue.insert(0, retry)
+        failed = [v for v in phase if v.fallback and _did_not_start(results, v.name)]
+        if failed:
+            fell_back = fell_back or failed[0].name
+            queue.insert(0, [v.fallback for v in failed if v.fallback])
 
 
 def run(

@@ -91,3 +91,38 @@ def test_a_start_that_hangs_is_stopped_after_its_ready_timeout(tmp_path: Path) -
     [entry] = results["runs"]
     assert entry["error"].startswith("stopped before it was ready: not ready after 1 s")
     assert "levels" not in entry
+
+
+def test_after_one_fallback_later_variants_start_with_theirs(tmp_path: Path) -> None:
+    def failing(name: str) -> Variant:
+        variant = Variant(name, "cpu-dev", "no-such-model", "0", levels=[1])
+        fallback = dataclasses.replace(variant, name=f"{name}-fallback", fallback_for=name)
+        return dataclasses.replace(variant, fallback=fallback)
+
+    plain = Variant("cpu-plain", "cpu-dev", "no-such-model", "0", levels=[1])
+    results: dict = {"runs": []}
+    run_plan(
+        [[failing("first")], [failing("second")], [plain]],
+        tmp_path / "models",
+        tmp_path / "out",
+        results,
+        budget_end=time.monotonic() + 900,
+        only=None,
+        levels=None,
+        gpu_count=1,
+    )
+    # "second" never started: the host already showed that it needs the fallbacks.
+    assert [entry["variant"] for entry in results["runs"]] == [
+        "first",
+        "first-fallback",
+        "second-fallback",
+        "cpu-plain",
+    ]
+    by_name = {entry["variant"]: entry for entry in results["runs"]}
+    assert by_name["first-fallback"]["fallback_for"] == "first"
+    assert "note" not in by_name["first-fallback"]
+    assert by_name["second-fallback"]["fallback_for"] == "second"
+    assert by_name["second-fallback"]["note"] == (
+        "started with its fallback at once: first could not start on this host"
+    )
+    assert "note" not in by_name["cpu-plain"]  # a variant without a fallback runs as planned
