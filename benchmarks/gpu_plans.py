@@ -127,7 +127,7 @@ SINGLE_GPU_PLAN: list[list[Variant]] = [
 # bf16. vLLM 0.26 only allows FP8 Marlin on Hopper with VLLM_TEST_FORCE_FP8_MARLIN=1 (the run of
 # 2026-11-29 21:12 stopped without it: "To apply FP8 Marlin on high-capability GPUs, please set ...").
 MARLIN = {"moe_backend": "marlin"}
-MARLIN_ENV = {**FAST_START, "VLLM_TEST_FORCE_FP8_MARLIN": "1"}
+MARLIN_ENV = {"VLLM_TEST_FORCE_FP8_MARLIN": "1"}
 
 
 def nccl_all_reduce(variant: Variant) -> Variant:
@@ -165,40 +165,31 @@ def with_fallback(variant: Variant) -> Variant:
 # FLOP floor allows ~16,700 tok/s there and the profile reached 3,787 (23%), while at 16 streams it
 # reached 63% of its floor, so the experts' prefill GEMMs are the suspect.
 DEEPGEMM_MOE = {"moe_backend": "deep_gemm"}
-# FlashInfer's CUTLASS grouped GEMMs for block-FP8 experts: vLLM 0.26's own choice on Hopper once experts
-# are spread over GPUs (expert parallelism), Triton's without; here at TP=1 beside the Marlin run.
-FLASHINFER_CUTLASS_MOE = {"moe_backend": "flashinfer_cutlass"}
+# With expert parallelism vLLM 0.26 picks FlashInfer's CUTLASS experts on Hopper, which FlashInfer compiles
+# on first use unless its precompiled kernels are installed (the vllm/vllm-openai image has them; the
+# benchmark host has pip wheels only): on 2026-11-30 the TP=2 + EP start was still compiling them when its
+# 420 s ran out. The expert-parallel variants keep Triton's experts, as TP=1 and TP=2 use, so the
+# comparison is of the parallelism alone.
+TRITON_MOE = {"moe_backend": "triton"}
 
-# "multi-gpu": the next run on a machine with 2 GPUs, in order of what the open issues need most.
-# 1. The TP=1 baseline (with the client checks) beside DeepGEMM experts, the lever for 256 streams.
-# 2-3. Tensor parallelism over both GPUs without and with expert parallelism, with the settings of the
-#    baseline (and of the DP=2 run of the single-gpu plan), so TP=1, TP=2, TP=2 + EP and DP=2 compare.
-# 4. The shortened DeepSeek-V3 with TP=2 + EP.
-# 5. If time is left: Marlin W8A16 kernels at one stream, beside FlashInfer's CUTLASS experts.
+# "multi-gpu": the next run on a machine with 2 GPUs, in order of what the open issues need most. Qwen3
+# variants keep DeepGEMM's start-up warm-up: without it (FAST_START) kernels compiled inside timed levels
+# on 2026-11-30 and stalled every stream ~5 s, which the log did not show (the run now counts them from
+# the kernel caches, per level); the warm-up costs ~45 s of a ~7 min cold start.
+# 1-2. Tensor parallelism over both GPUs without and with expert parallelism, with the settings of the
+#    TP=1 and DP=2 runs (2026-11-29/30), so TP=1, TP=2, TP=2 + EP and DP=2 compare.
+# 3. The shortened DeepSeek-V3 with TP=2 + EP, at one stream (its time per layer is what extrapolates).
+# 4. The TP=1 baseline again in the same run (with the client checks), beside DeepGEMM experts, the lever
+#    for 256 streams.
+# 5. If time is left: Marlin W8A16 kernels at one stream.
 # Once a tensor-parallel variant needed its fallback, the later ones start with theirs (run_plan).
 MULTI_GPU_PLAN: list[list[Variant]] = [
-    [
-        qwen3(
-            "qwen3-tp1-tuned",
-            "0",
-            settings=TUNED,
-            env=FAST_START,
-            checks=True,
-        ),
-        qwen3(
-            "qwen3-tp1-deepgemm-moe-tuned",
-            "1",
-            settings={**TUNED, **DEEPGEMM_MOE},
-            env=FAST_START,
-        ),
-    ],
     [
         with_fallback(
             qwen3(
                 "qwen3-tp2-tuned",
                 "0,1",
                 settings={**TUNED, "tensor_parallel_size": "2"},
-                env=FAST_START,
                 checks=True,
             )
         )
@@ -208,8 +199,12 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
             qwen3(
                 "qwen3-tp2-ep-tuned",
                 "0,1",
-                settings={**TUNED, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
-                env=FAST_START,
+                settings={
+                    **TUNED,
+                    **TRITON_MOE,
+                    "tensor_parallel_size": "2",
+                    "enable_expert_parallel": "true",
+                },
             )
         )
     ],
@@ -219,12 +214,21 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
                 "deepseek-v3-8-layers-tp2-ep",
                 "deepseek-v3-8-layers",
                 "0,1",
-                settings={**DEEPSEEK, "tensor_parallel_size": "2", "enable_expert_parallel": "true"},
+                settings={
+                    **DEEPSEEK,
+                    **TRITON_MOE,
+                    "tensor_parallel_size": "2",
+                    "enable_expert_parallel": "true",
+                },
                 env=FAST_START,
-                levels=[1, 1, 16],
+                levels=[1, 1],
                 checks=True,
             )
         )
+    ],
+    [
+        qwen3("qwen3-tp1-tuned", "0", settings=TUNED, checks=True),
+        qwen3("qwen3-tp1-deepgemm-moe-tuned", "1", settings={**TUNED, **DEEPGEMM_MOE}),
     ],
     [
         qwen3(
@@ -234,12 +238,6 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
             env=MARLIN_ENV,
             extra_args="--linear-backend marlin",
             levels=[1, 16],
-        ),
-        qwen3(
-            "qwen3-tp1-flashinfer-cutlass-moe-tuned",
-            "1",
-            settings={**TUNED, **FLASHINFER_CUTLASS_MOE},
-            env=FAST_START,
         ),
     ],
 ]

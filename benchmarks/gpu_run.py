@@ -269,6 +269,28 @@ def _jit_count(log_path: Path) -> int:
     return log_path.read_text(errors="replace").count(JIT_DURING_SERVING)
 
 
+def kernel_cache_dirs() -> list[Path]:
+    """Where kernels compiled on first use are kept: DeepGEMM's JIT cache (a folder with a ``kernel.cubin``
+    per kernel) and FlashInfer's (a ``.so`` per module)."""
+    home = Path.home()
+    return [
+        Path(os.environ.get("DG_JIT_CACHE_DIR") or home / ".deep_gemm"),
+        Path(os.environ.get("FLASHINFER_WORKSPACE_BASE") or home) / ".cache" / "flashinfer",
+    ]
+
+
+def compiled_kernels(log_paths: list[Path], cache_dirs: list[Path]) -> int:
+    """Kernels compiled so far: Triton's, which vLLM logs while serving, plus DeepGEMM's and FlashInfer's,
+    which it does not log but leave in their caches. On 2026-11-30 DeepGEMM compilations (its start-up
+    warm-up skipped) stalled every stream for ~5 s inside timed levels while the log counted none: a level
+    during which this number grows is spoiled."""
+    count = sum(_jit_count(path) for path in log_paths)
+    for folder in cache_dirs:
+        if folder.is_dir():
+            count += sum(1 for path in folder.rglob("*") if path.suffix in (".cubin", ".so"))
+    return count
+
+
 def _log_facts(log_path: Path) -> dict[str, Any]:
     """What vLLM said it chose: MoE backend and kernel config, attention backend, the command line."""
     wanted = (
@@ -382,14 +404,22 @@ def run_phase(
                 print(f"{variant.name} checks: {entry['checks']}", flush=True)
             _warm_up(urls, prompts, variant.levels)
             print(f"{variant.name}:", flush=True)
-            jit_before = sum(_jit_count(s.log_path) for s in mine)
-            entry["levels"] = asyncio.run(
-                measure_levels(
-                    urls, "shopdesk-chat", levels=variant.levels, prompts=prompts, max_tokens=MAX_TOKENS
+            entry["levels"] = []
+            used = 0  # each level gets prompts no earlier level used
+            for level in variant.levels:
+                before = compiled_kernels([s.log_path for s in mine], kernel_cache_dirs())
+                [row] = asyncio.run(
+                    measure_levels(
+                        urls, "shopdesk-chat", levels=[level], prompts=prompts[used:], max_tokens=MAX_TOKENS
+                    )
                 )
-            )
-            # Non-zero: a kernel was compiled while a level was timed, and that level's numbers are spoiled.
-            entry["jit_compilations_while_measured"] = sum(_jit_count(s.log_path) for s in mine) - jit_before
+                used += row["requests"] + row["errors"]
+                # Non-zero: a kernel was compiled while this level was timed, and its numbers are spoiled.
+                row["kernels_compiled"] = (
+                    compiled_kernels([s.log_path for s in mine], kernel_cache_dirs()) - before
+                )
+                entry["levels"].append(row)
+            entry["jit_compilations_while_measured"] = sum(row["kernels_compiled"] for row in entry["levels"])
             entry.update(_log_facts(mine[0].log_path))
             _write(out, results)
     finally:

@@ -206,6 +206,31 @@ def _widget_streams_section(result: dict[str, Any]) -> list[str]:
     ]
 
 
+def spoiled_reason(run: dict[str, Any], level: dict[str, Any]) -> str | None:
+    """Why a level's timings do not count: kernels compiled while it was timed (counted by the run, or seen
+    in its first-token times and noted), else None."""
+    if level.get("spoiled"):
+        return str(level["spoiled"])
+    if level.get("kernels_compiled"):
+        return f"{level['kernels_compiled']} kernels compiled while it was timed"
+    if level["concurrency"] in run.get("spoiled_levels", []):
+        return "kernels compiled while it was timed"
+    return None
+
+
+def clean_levels(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return [level for level in run.get("levels", []) if not spoiled_reason(run, level)]
+
+
+def latest_clean(runs: list[dict[str, Any]], variant: str) -> dict[int, dict[str, Any]]:
+    """The newest clean measurement of each concurrency level of a variant (runs are stored oldest first)."""
+    found: dict[int, dict[str, Any]] = {}
+    for run in runs:
+        if run["variant"] == variant:
+            found.update({level["concurrency"]: level for level in clean_levels(run)})
+    return found
+
+
 def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     bandwidth = result["machine"]["copy_bandwidth_bytes_per_s"]
     lines = [
@@ -216,7 +241,7 @@ def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[
         config = result["configs"][run["model"]]
         replicas = len(run["gpus"])
         gpus_per_replica = len(run["gpus"][0].split(","))
-        for level in run.get("levels", []):
+        for level in clean_levels(run):
             # Each replica decodes its share of the streams; the weights of one replica are split over its GPUs.
             batch = max(1, level["concurrency"] // replicas)
             context = level["prompt_tokens"]["p50"] + result["max_tokens"] / 2
@@ -250,12 +275,13 @@ def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[
 
 def _gpu_section(result: dict[str, Any]) -> list[str]:
     machine = result["machine"]
-    # A run whose levels were spoiled by kernels compiled while they were timed is told in words below.
-    runs = [run for run in result["runs"] if run.get("levels") and not run.get("spoiled_levels")]
+    # Levels spoiled by kernels compiled while they were timed are left out here and told in words below.
+    runs = [run for run in result["runs"] if clean_levels(run)]
+    dates = sorted({session["date"][:10] for session in result.get("sessions", [])} or {result["date"][:10]})
     lines = [
         "## GPU profiles on real hardware",
         "",
-        f"Measured {result['date'][:10]} on {len(machine['gpus'])}× {machine['gpus'][0]} "
+        f"Measured {' and '.join(dates)} on {len(machine['gpus'])}× {machine['gpus'][0]} "
         f"({len(result.get('sessions', [])) or 1} leases of that kind), vLLM {machine['vllm']}, "
         f"torch {machine['torch']}, by `benchmarks/gpu_run.py` (the project's launcher starts each variant; "
         "`benchmarks.inference.measure_levels` loads it). Random weights of the published shapes "
@@ -276,9 +302,13 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
         "Triton FP8 MoE backend with vLLM's own H200 config for this block-FP8 shape, FlashAttention, async "
         "scheduling); *tuned* adds `max_num_seqs=256`, `max_num_batched_tokens=16384` and CUDA graphs for decode "
         "batches up to 256; *dp2* is the tuned variant on both GPUs, one replica each, streams spread round-robin; *cutlass-linear* "
-        "swaps DeepGEMM's block-FP8 linear kernels for CUTLASS's (`--linear-backend cutlass`; a second, shorter run). "
+        "swaps DeepGEMM's block-FP8 linear kernels for CUTLASS's (`--linear-backend cutlass`; a second, shorter run); "
+        "*deepgemm-moe* runs the experts of large batches on DeepGEMM's grouped GEMMs (`--moe-backend deep_gemm`); "
+        "*tp2* splits every layer over both GPUs (`--tensor-parallel-size 2`), *tp2-ep* also spreads the experts "
+        "(`--enable-expert-parallel`). A variant measured in more than one lease has a row per lease. "
         "Goals: ≤ 3 ms per output token at one stream, ≥ 8,000 tok/s at 256 streams, TTFT p95 ≤ 1.5 s at 64 streams.",
         "",
+        *_parallelism_lines(result),
     ]
     deepseek = {run["model"]: run for run in runs if run["model"].startswith("deepseek")}
     if {"deepseek-v3-5-layers", "deepseek-v3-8-layers"} <= deepseek.keys():
@@ -310,13 +340,72 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
             f"Extrapolated to 61 layers on one GPU (if it fitted): {one_gpu_61 * 1000:.1f} ms per token. "
             f"On 8×H200 with TP8 + EP each GPU reads 1/8 of a layer's bytes, so the weight term per layer falls to "
             f"≈ {per_layer / 8 * 1000:.3f} ms, to which every layer adds two all-reduces of a 7,168-wide vector "
-            "(not measured yet: the two-GPU tensor-parallel starts failed, see below). With an assumed "
+            "(not measured yet: the shortened DeepSeek-V3 has not run with TP=2 + EP). With an assumed "
             "20 µs per all-reduce the estimate is "
             f"{(long - 8 * per_layer + 61 * (per_layer / 8 + 0.04e-3)) * 1000:.1f} ms per token, against the published "
             f"recipe's 15.9 ms at one request and a floor of {floor_8 * 1000:.2f} ms (37.7 GB per token over 8 GPUs).",
             "",
         ]
     return lines + _moe_configs_lines(result) + _gpu_later_runs(result)
+
+
+PARALLEL_VARIANTS = [
+    ("TP=1 (one GPU)", "qwen3-tp1-tuned"),
+    ("DP=2 (a replica per GPU)", "qwen3-dp2-tuned"),
+    ("TP=2", "qwen3-tp2-tuned"),
+    ("TP=2 + EP", "qwen3-tp2-ep-tuned"),
+]
+
+
+def _parallelism_lines(result: dict[str, Any]) -> list[str]:
+    """Issue 9's comparison: the same model and settings on one GPU, as two replicas, and split over two
+    GPUs by tensor (and expert) parallelism; ratios against TP=1 per level, newest clean level of each."""
+    measured = {name: latest_clean(result["runs"], name) for _, name in PARALLEL_VARIANTS}
+    baseline = measured["qwen3-tp1-tuned"]
+    rows = []
+    for label, name in PARALLEL_VARIANTS:
+        cells = []
+        for concurrency in result["levels"]:
+            level = measured[name].get(concurrency)
+            if not level:
+                cells.append("not measured cleanly")
+                continue
+            cell = f"{level['output_tok_s']:,.0f} tok/s, {level['tpot_s']['p50'] * 1000:.2f} ms"
+            base = baseline.get(concurrency)
+            if base and name != "qwen3-tp1-tuned":
+                cell += (
+                    f" ({level['output_tok_s'] / base['output_tok_s']:.2f}× tok/s, "
+                    f"{level['tpot_s']['p50'] / base['tpot_s']['p50']:.2f}× TPOT)"
+                )
+            cells.append(cell)
+        rows.append(f"| {label} | {' | '.join(cells)} |")
+    # Single-stream time per token survives a stalled first token (it is timed after it): told apart.
+    single = []
+    for label, name in PARALLEL_VARIANTS:
+        values = [
+            level["tpot_s"]["p50"]
+            for run in result["runs"]
+            if run["variant"] == name
+            for level in run.get("levels", [])
+            if level["concurrency"] == 1
+        ]
+        if values:
+            single.append(f"{label} {values[-1] * 1000:.2f} ms")
+    return [
+        "### One GPU, two replicas, or one model over two GPUs",
+        "",
+        "`qwen3-30b-a3b-fp8` with the tuned settings on the same kind of host (2× H200): output tok/s and TPOT "
+        "p50 per number of streams, and the ratio to TP=1 at the same level; each cell is the newest clean measurement "
+        "of that level (the leases differ, the settings do not).",
+        "",
+        f"| layout | {' | '.join(f'{c} stream' + ('s' if c > 1 else '') for c in result['levels'])} |",
+        f"|---|{'---|' * len(result['levels'])}",
+        *rows,
+        "",
+        "Time per output token at one stream (it is timed after the first token, so a stalled first token does "
+        f"not touch it): {', '.join(single)}.",
+        "",
+    ]
 
 
 def _moe_configs_lines(result: dict[str, Any]) -> list[str]:
@@ -357,11 +446,15 @@ def _moe_configs_lines(result: dict[str, Any]) -> list[str]:
 
 
 def _gpu_later_runs(result: dict[str, Any]) -> list[str]:
-    """Runs that did not start, and runs whose timings were spoiled: what they still showed."""
-    later = [run for run in result["runs"] if run.get("error") or run.get("spoiled_levels")]
+    """Runs that did not start, and levels whose timings were spoiled: what they still showed."""
+    later = [
+        run
+        for run in result["runs"]
+        if run.get("error") or any(spoiled_reason(run, level) for level in run.get("levels", []))
+    ]
     if not later:
         return []
-    lines = ["### Runs that did not start or were spoiled", ""]
+    lines = ["### Runs that did not start, and levels that were spoiled", ""]
     for session in result.get("sessions", [])[1:]:
         lines += [
             f"Lease of {session['date'][:16].replace('T', ' ')} UTC ({session['plan']}): {session['note']}.",
@@ -371,14 +464,29 @@ def _gpu_later_runs(result: dict[str, Any]) -> list[str]:
         if run.get("error"):
             text = f"**{run['variant']}** ({', '.join(run['gpus'])}) {run['error']}"
         else:
-            one = [level for level in run["levels"] if level["concurrency"] == 1][0]
+            spoiled = [level for level in run["levels"] if spoiled_reason(run, level)]
+            reasons = {spoiled_reason(run, level) for level in spoiled}
             text = (
-                f"**{run['variant']}**: TPOT p50 at one stream {one['tpot_s']['p50'] * 1000:.2f} ms (a median over "
-                "the tokens after the first, which compilation did not reach)"
+                f"**{run['variant']}** ({', '.join(run['gpus'])}): "
+                f"{', '.join(str(level['concurrency']) for level in spoiled)} streams spoiled"
             )
-            checks = run.get("checks")
-            if checks:
-                text += f"; client checks {'passed' if checks.get('ok') else 'failed'}: {checks.get('decide') or checks.get('error')}"
+            if len(reasons) == 1:
+                text += f" ({reasons.pop()})"
+            else:
+                text += (
+                    " ("
+                    + "; ".join(f"{level['concurrency']}: {spoiled_reason(run, level)}" for level in spoiled)
+                    + ")"
+                )
+            one = [level for level in run["levels"] if level["concurrency"] == 1]
+            if one:
+                text += (
+                    f"; TPOT p50 at one stream {one[0]['tpot_s']['p50'] * 1000:.2f} ms (timed after the first token, "
+                    "which the compilations held up)"
+                )
+        checks = run.get("checks")
+        if checks:
+            text += f"; client checks {'passed' if checks.get('ok') else 'failed'}: {checks.get('decide') or checks.get('error')}"
         text = text.rstrip(".")
         if run.get("note"):
             text += f". {run['note'][0].upper()}{run['note'][1:].rstrip('.')}"
@@ -386,12 +494,16 @@ def _gpu_later_runs(result: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "What changed because of these runs: the launcher's `NVLINK_MULTICAST=off` (implied by `NCCL_NVLS_ENABLE=0`) "
-        "now also sets `VLLM_FLASHINFER_ALLREDUCE_BACKEND=trtllm`, so FlashInfer no longer creates multicast memory "
-        "where NCCL's is off, and at tensor-parallel sizes above 1 turns FlashInfer's all-reduce + RMSNorm fusion off "
-        "(`pass_config.fuse_allreduce_rms=false`), since its trtllm workspace hung; a tensor-parallel variant that "
-        "cannot start falls back to plain NCCL all-reduce; the "
-        "warm-up pass runs every level at full length and each run counts kernels compiled while it is timed; a "
-        "variant whose engine stops is stopped at once instead of being restarted by the launcher until the lease ends.",
+        "sets `VLLM_FLASHINFER_ALLREDUCE_BACKEND=trtllm`, so FlashInfer no longer creates multicast memory where "
+        "NCCL's is off, and at tensor-parallel sizes above 1 turns FlashInfer's all-reduce + RMSNorm fusion off "
+        "(`pass_config.fuse_allreduce_rms=false`): with that, TP=2 started and answered. A tensor-parallel variant "
+        "that cannot start falls back to plain NCCL all-reduce, and once one did the later ones start with theirs; a "
+        "variant whose engine stops is stopped at once instead of being restarted by the launcher until the lease "
+        "ends. The warm-up pass runs every level at full length; DeepGEMM's start-up warm-up is no longer skipped for "
+        "measured Qwen3 variants (skipping it saved ~45 s and cost whole levels); the run counts, per level, the "
+        "kernels compiled while it was timed: Triton's from vLLM's log, DeepGEMM's and FlashInfer's from their "
+        "caches; the expert-parallel variants keep Triton's experts, so no first-use FlashInfer compilation holds "
+        "their start.",
         "",
     ]
     return lines

@@ -1,0 +1,65 @@
+"""The GPU section of the benchmark report: levels spoiled by kernels compiled while they were timed stay
+out of the tables and comparisons, and the parallelism table compares each layout with TP=1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.report import _parallelism_lines, clean_levels, latest_clean, spoiled_reason
+
+
+def level(concurrency: int, tok_s: float, tpot_ms: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "concurrency": concurrency,
+        "output_tok_s": tok_s,
+        "tpot_s": {"p50": tpot_ms / 1000},
+        "ttft_s": {"p50": 0.1, "p95": 0.2},
+        **extra,
+    }
+
+
+def test_a_level_is_spoiled_by_a_note_a_kernel_count_or_the_runs_list() -> None:
+    run = {
+        "variant": "v",
+        "spoiled_levels": [64],
+        "levels": [
+            level(1, 200, 4.0, kernels_compiled=0),
+            level(16, 2000, 5.0, spoiled="a ~5 s stall before the first token"),
+            level(64, 3000, 10.0),
+            level(256, 4000, 40.0, kernels_compiled=3),
+        ],
+    }
+    assert [spoiled_reason(run, lv) for lv in run["levels"]] == [
+        None,
+        "a ~5 s stall before the first token",
+        "kernels compiled while it was timed",
+        "3 kernels compiled while it was timed",
+    ]
+    assert [lv["concurrency"] for lv in clean_levels(run)] == [1]
+
+
+def test_the_newest_clean_level_of_a_variant_wins() -> None:
+    older = {"variant": "tp1", "levels": [level(1, 200, 4.0), level(16, 1900, 5.6)]}
+    newer = {"variant": "tp1", "levels": [level(1, 190, 4.1, spoiled="stall"), level(16, 2000, 5.5)]}
+    other = {"variant": "tp2", "levels": [level(1, 300, 3.0)]}
+    best = latest_clean([older, newer, other], "tp1")
+    assert best[1]["output_tok_s"] == 200  # the newer one-stream level was spoiled
+    assert best[16]["output_tok_s"] == 2000
+
+
+def test_parallelism_table_gives_ratios_to_tp1_and_says_what_was_not_measured() -> None:
+    result = {
+        "levels": [1, 16],
+        "runs": [
+            {"variant": "qwen3-tp1-tuned", "levels": [level(1, 200, 4.0), level(16, 2000, 5.0)]},
+            {"variant": "qwen3-dp2-tuned", "levels": [level(1, 200, 4.0), level(16, 3000, 4.0)]},
+            {"variant": "qwen3-tp2-tuned", "levels": [level(1, 250, 3.2, spoiled="stall")]},
+        ],
+    }
+    text = "\n".join(_parallelism_lines(result))
+    assert "| DP=2 (a replica per GPU) | 200 tok/s, 4.00 ms (1.00× tok/s, 1.00× TPOT) | " in text
+    assert "3,000 tok/s, 4.00 ms (1.50× tok/s, 0.80× TPOT) |" in text
+    assert "| TP=2 | not measured cleanly | not measured cleanly |" in text
+    assert "| TP=2 + EP | not measured cleanly | not measured cleanly |" in text
+    # The one-stream time per token is timed after the first token, so a stalled level still gives it.
+    assert "TP=2 3.20 ms" in text
