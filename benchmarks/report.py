@@ -273,6 +273,39 @@ def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[
     return lines
 
 
+def single_stream_tpot(run: dict[str, Any]) -> float:
+    """Mean TPOT p50 of a run's one-stream levels: timed after the first token, so valid even where a
+    compilation held the first token up."""
+    values = [level["tpot_s"]["p50"] for level in run["levels"] if level["concurrency"] == 1]
+    return sum(values) / len(values)
+
+
+# Two all-reduces per layer at ~20 µs each: the assumption until a tensor-parallel DeepSeek run measures it.
+ASSUMED_COMMUNICATION_PER_LAYER_S = 40e-6
+
+
+def deepseek_8_gpu_estimate(
+    five_layers_s: float, eight_layers_s: float, tp2_ep_s: float | None
+) -> dict[str, float]:
+    """DeepSeek-V3's time per token at one stream, from the shortened models: 5 and 8 layers on one GPU give
+    the time per (MoE) layer and the rest (embedding, output head, sampling); 8 layers with TP=2 + EP, if
+    measured, give what splitting a layer adds beyond halving it (its all-reduces). 61 layers on 8 GPUs:
+    the rest, plus per layer an eighth of its one-GPU time and that communication."""
+    per_layer = (eight_layers_s - five_layers_s) / 3
+    rest = eight_layers_s - 8 * per_layer
+    if tp2_ep_s is None:
+        communication = ASSUMED_COMMUNICATION_PER_LAYER_S
+    else:
+        communication = max(0.0, (tp2_ep_s - rest - 8 * per_layer / 2) / 8)
+    return {
+        "per_layer_s": per_layer,
+        "rest_s": rest,
+        "one_gpu_61_s": eight_layers_s + 53 * per_layer,
+        "communication_s": communication,
+        "eight_gpus_61_s": rest + 61 * (per_layer / 8 + communication),
+    }
+
+
 def _gpu_section(result: dict[str, Any]) -> list[str]:
     machine = result["machine"]
     # Levels spoiled by kernels compiled while they were timed are left out here and told in words below.
@@ -310,20 +343,32 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
         "",
         *_parallelism_lines(result),
     ]
-    deepseek = {run["model"]: run for run in runs if run["model"].startswith("deepseek")}
-    if {"deepseek-v3-5-layers", "deepseek-v3-8-layers"} <= deepseek.keys():
-
-        def single(run: dict[str, Any]) -> float:
-            values = [level["tpot_s"]["p50"] for level in run["levels"] if level["concurrency"] == 1]
-            return sum(values) / len(values)
-
-        short, long = single(deepseek["deepseek-v3-5-layers"]), single(deepseek["deepseek-v3-8-layers"])
-        per_layer = (long - short) / 3
+    deepseek = [run for run in runs if run["model"].startswith("deepseek")]
+    by_variant = {run["variant"]: run for run in deepseek}
+    if {"deepseek-v3-5-layers-tp1", "deepseek-v3-8-layers-tp1"} <= by_variant.keys():
+        short = single_stream_tpot(by_variant["deepseek-v3-5-layers-tp1"])
+        long = single_stream_tpot(by_variant["deepseek-v3-8-layers-tp1"])
+        tp2_ep = [
+            single_stream_tpot(run)
+            for run in result["runs"]
+            if run["variant"].startswith("deepseek-v3-8-layers-tp2-ep") and run.get("levels")
+        ]
+        estimate = deepseek_8_gpu_estimate(short, long, tp2_ep[-1] if tp2_ep else None)
         full = {**result["configs"]["deepseek-v3-8-layers"], "num_hidden_layers": 61, "vocab_size": 129280}
-        one_gpu_61 = long + 53 * per_layer
         floor_8 = floor_tpot_s(
             full, batch=1, context=1400, bandwidth=machine["copy_bandwidth_bytes_per_s"], gpus=8
         )
+        if tp2_ep:
+            communication = (
+                f". On two GPUs with TP=2 + EP the 8 layers took {tp2_ep[-1] * 1000:.2f} ms per token; against half of "
+                f"each layer's one-GPU time that leaves ≈ {estimate['communication_s'] * 1e6:.0f} µs per layer for its "
+                "two all-reduces and what else splitting adds, kept per layer for 8 GPUs"
+            )
+        else:
+            communication = (
+                " (not measured yet: the shortened DeepSeek-V3 has not run with TP=2 + EP). With an assumed "
+                f"{estimate['communication_s'] * 1e6:.0f} µs per layer for the two all-reduces"
+            )
         lines += [
             "### DeepSeek-V3 architecture, shortened to fit one GPU",
             "",
@@ -333,17 +378,16 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
             "DeepGEMM's warm-up was skipped to start in 204 s, so kernels compiled on first use: first-token times of "
             "several seconds in these rows are compilation, not serving; the per-token times are not affected.",
             "",
-            *_gpu_runs_table(result, list(deepseek.values())),
+            *_gpu_runs_table(result, deepseek),
             "",
             f"One stream: {short * 1000:.2f} ms per token at 5 layers, {long * 1000:.2f} ms at 8, so one MoE layer adds "
-            f"≈ {per_layer * 1000:.3f} ms on one H200 (two single-stream runs each; the difference is noisy, ±0.05 ms). "
-            f"Extrapolated to 61 layers on one GPU (if it fitted): {one_gpu_61 * 1000:.1f} ms per token. "
-            f"On 8×H200 with TP8 + EP each GPU reads 1/8 of a layer's bytes, so the weight term per layer falls to "
-            f"≈ {per_layer / 8 * 1000:.3f} ms, to which every layer adds two all-reduces of a 7,168-wide vector "
-            "(not measured yet: the shortened DeepSeek-V3 has not run with TP=2 + EP). With an assumed "
-            "20 µs per all-reduce the estimate is "
-            f"{(long - 8 * per_layer + 61 * (per_layer / 8 + 0.04e-3)) * 1000:.1f} ms per token, against the published "
-            f"recipe's 15.9 ms at one request and a floor of {floor_8 * 1000:.2f} ms (37.7 GB per token over 8 GPUs).",
+            f"≈ {estimate['per_layer_s'] * 1000:.3f} ms on one H200 (two single-stream runs each; the difference is "
+            f"noisy, ±0.05 ms). Extrapolated to 61 layers on one GPU (if it fitted): "
+            f"{estimate['one_gpu_61_s'] * 1000:.1f} ms per token. On 8×H200 with TP8 + EP each GPU reads 1/8 of a "
+            f"layer's bytes, so the weight term per layer falls to ≈ {estimate['per_layer_s'] / 8 * 1000:.3f} ms, to "
+            f"which every layer adds two all-reduces of a 7,168-wide vector{communication}, the estimate is "
+            f"{estimate['eight_gpus_61_s'] * 1000:.1f} ms per token, against the published recipe's 15.9 ms at one "
+            f"request and a floor of {floor_8 * 1000:.2f} ms (37.7 GB per token over 8 GPUs).",
             "",
         ]
     return lines + _moe_configs_lines(result) + _gpu_later_runs(result)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from benchmarks.report import _parallelism_lines, clean_levels, latest_clean, spoiled_reason
 
 
@@ -63,3 +65,24 @@ def test_parallelism_table_gives_ratios_to_tp1_and_says_what_was_not_measured() 
     assert "| TP=2 + EP | not measured cleanly | not measured cleanly |" in text
     # The one-stream time per token is timed after the first token, so a stalled level still gives it.
     assert "TP=2 3.20 ms" in text
+
+
+def test_deepseek_extrapolation_uses_the_measured_tp2_ep_overhead_when_there_is_one() -> None:
+    from benchmarks.report import ASSUMED_COMMUNICATION_PER_LAYER_S, deepseek_8_gpu_estimate
+
+    # 5 layers 2.00 ms, 8 layers 2.38 ms: 3 more MoE layers cost 0.38 ms.
+    assumed = deepseek_8_gpu_estimate(2.00e-3, 2.38e-3, None)
+    assert assumed["per_layer_s"] == pytest.approx(0.38e-3 / 3)
+    assert assumed["rest_s"] == pytest.approx(2.38e-3 - 8 * 0.38e-3 / 3)
+    assert assumed["one_gpu_61_s"] == pytest.approx(2.38e-3 + 53 * 0.38e-3 / 3)
+    assert assumed["communication_s"] == ASSUMED_COMMUNICATION_PER_LAYER_S
+    assert assumed["eight_gpus_61_s"] == pytest.approx(
+        assumed["rest_s"] + 61 * (0.38e-3 / 3 / 8 + ASSUMED_COMMUNICATION_PER_LAYER_S)
+    )
+    # TP=2 + EP at 2.20 ms: the rest plus half of each layer is 1.873 ms, so splitting adds ~41 µs a layer.
+    measured = deepseek_8_gpu_estimate(2.00e-3, 2.38e-3, 2.20e-3)
+    expected = (2.20e-3 - assumed["rest_s"] - 8 * assumed["per_layer_s"] / 2) / 8
+    assert measured["communication_s"] == pytest.approx(expected)
+    assert 40e-6 < expected < 42e-6
+    # A split that costs nothing beyond halving cannot make communication negative.
+    assert deepseek_8_gpu_estimate(2.00e-3, 2.38e-3, 1.0e-3)["communication_s"] == 0.0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.gpu_plans import MULTI_GPU_PLAN, Variant
-from benchmarks.gpu_run import run_plan
+from benchmarks.gpu_run import run_phase, run_plan
 
 pytestmark = pytest.mark.slow  # starts the CPU vLLM twice (it stops within seconds)
 
@@ -126,3 +126,25 @@ def test_after_one_fallback_later_variants_start_with_theirs(tmp_path: Path) -> 
         "started with its fallback at once: first could not start on this host"
     )
     assert "note" not in by_name["cpu-plain"]  # a variant without a fallback runs as planned
+
+
+def test_a_phase_measures_each_level_and_counts_the_kernels_compiled_during_it(tmp_path: Path) -> None:
+    # The tiny CPU MoE stands in for the GPU profile: the same launcher, warm-up and measurement path.
+    from inference.launcher import model_path_for
+    from inference.profiles import load
+
+    model = Path(model_path_for(load("cpu-moe-tp1")))
+    variant = Variant("cpu-moe", "cpu-moe-tp1", model.name, "0", levels=[1, 2])
+    results: dict = {"runs": []}
+    run_phase([variant], model.parent, tmp_path / "out", results, time.monotonic() + 600)
+    [entry] = results["runs"]
+    assert "error" not in entry, entry.get("error")
+    assert [level["concurrency"] for level in entry["levels"]] == [1, 2]
+    for level in entry["levels"]:
+        assert level["errors"] == 0 and level["requests"] == 4
+        assert level["output_tok_s"] > 0 and level["tpot_s"]["p50"] > 0
+        # No Triton, DeepGEMM or FlashInfer kernel is compiled on the CPU: a count, and zero.
+        assert level["kernels_compiled"] == 0
+    assert entry["jit_compilations_while_measured"] == 0
+    saved = json.loads((tmp_path / "out" / "gpu.json").read_text())
+    assert [level["concurrency"] for level in saved["runs"][0]["levels"]] == [1, 2]
