@@ -10,7 +10,7 @@ import importlib
 
 from benchmarks.report import write_report
 
-SUITES = ["ingestion", "retrieval", "inference", "app_overhead", "widget_streams"]
+SUITES = ["ingestion", "retrieval", "inference", "app_overhead", "widget_streams", "speculative"]
 
 
 def main() -> None:

@@ -172,6 +172,16 @@ DEEPGEMM_MOE = {"moe_backend": "deep_gemm"}
 # comparison is of the parallelism alone.
 TRITON_MOE = {"moe_backend": "triton"}
 
+# Prompt-lookup speculative decoding with vLLM's GPU n-gram proposer (the one that keeps asynchronous
+# scheduling): the same drafts as the CPU benchmark's "ngram" (benchmarks/speculative.py measures how many
+# tokens a step yields with a real model). Random weights copy nothing from the prompt, so here the run
+# reads the step cost and vLLM's draft counters per level, not the gain.
+NGRAM_GPU = {
+    "speculative_config": json.dumps(
+        {"method": "ngram_gpu", "num_speculative_tokens": 4, "prompt_lookup_min": 2, "prompt_lookup_max": 4}
+    )
+}
+
 # "multi-gpu": the next run on a machine with 2 GPUs, in order of what the open issues need most. Qwen3
 # variants keep DeepGEMM's start-up warm-up: without it (FAST_START) kernels compiled inside timed levels
 # on 2026-11-30 and stalled every stream ~5 s, which the log did not show (the run now counts them from
@@ -181,7 +191,7 @@ TRITON_MOE = {"moe_backend": "triton"}
 # 3. The shortened DeepSeek-V3 with TP=2 + EP, at one stream (its time per layer is what extrapolates).
 # 4. The TP=1 baseline again in the same run (with the client checks), beside DeepGEMM experts, the lever
 #    for 256 streams.
-# 5. If time is left: Marlin W8A16 kernels at one stream.
+# 5. If time is left: Marlin W8A16 kernels, beside prompt-lookup speculation, at 1 and 16 streams.
 # Once a tensor-parallel variant needed its fallback, the later ones start with theirs (run_plan).
 MULTI_GPU_PLAN: list[list[Variant]] = [
     [
@@ -239,6 +249,7 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
             extra_args="--linear-backend marlin",
             levels=[1, 16],
         ),
+        qwen3("qwen3-tp1-ngram-tuned", "1", settings={**TUNED, **NGRAM_GPU}, levels=[1, 16]),
     ],
 ]
 PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN}

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.engine_counters import read_counters, step_yield
 from benchmarks.gpu_plans import LEVELS, PLANS, Variant
 from inference.profiles import MULTICAST_OFF_ENV
 
@@ -291,6 +292,20 @@ def compiled_kernels(log_paths: list[Path], cache_dirs: list[Path]) -> int:
     return count
 
 
+def _counters(servers: list[Server]) -> dict[str, float] | None:
+    """vLLM's generated/drafted/accepted token counters, summed over a variant's servers (None if one
+    cannot be read: the level's numbers stand without them)."""
+    totals: dict[str, float] = {}
+    for server in servers:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:  # noqa: S310
+                for key, value in read_counters(response.read().decode()).items():
+                    totals[key] = totals.get(key, 0.0) + value
+        except OSError:
+            return None
+    return totals
+
+
 def _log_facts(log_path: Path) -> dict[str, Any]:
     """What vLLM said it chose: MoE backend and kernel config, attention backend, the command line."""
     wanted = (
@@ -408,6 +423,7 @@ def run_phase(
             used = 0  # each level gets prompts no earlier level used
             for level in variant.levels:
                 before = compiled_kernels([s.log_path for s in mine], kernel_cache_dirs())
+                counters = _counters(mine)
                 [row] = asyncio.run(
                     measure_levels(
                         urls, "shopdesk-chat", levels=[level], prompts=prompts[used:], max_tokens=MAX_TOKENS
@@ -418,6 +434,9 @@ def run_phase(
                 row["kernels_compiled"] = (
                     compiled_kernels([s.log_path for s in mine], kernel_cache_dirs()) - before
                 )
+                after = _counters(mine)
+                if counters is not None and after is not None:
+                    row["engine_counters"] = step_yield(counters, after)  # tokens per step (speculation)
                 entry["levels"].append(row)
             entry["jit_compilations_while_measured"] = sum(row["kernels_compiled"] for row in entry["levels"])
             entry.update(_log_facts(mine[0].log_path))

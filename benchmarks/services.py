@@ -122,17 +122,24 @@ class ModelWorker:
 
 
 @contextlib.contextmanager
-def cpu_model_worker(logs: Path, *, base_url: str | None = None) -> Iterator[ModelWorker]:
+def cpu_model_worker(
+    logs: Path,
+    *,
+    base_url: str | None = None,
+    settings: dict[str, str] | None = None,
+    log_name: str = "model-worker.log",
+) -> Iterator[ModelWorker]:
     """The cpu-dev model worker, starting (it loads while the caller sets up the rest; ``wait_ready``
-    waits for it), or the running one at ``base_url``."""
+    waits for it), or the running one at ``base_url``; ``settings`` override engine settings of the
+    profile (``python -m inference serve --set``)."""
     if base_url is not None:
         yield ModelWorker(base_url, None)
         return
     port = free_port()
-    process = process_start(
-        [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(port)],
-        log=logs / "model-worker.log",
-    )
+    command = [sys.executable, "-m", "inference", "serve", "--profile", "cpu-dev", "--port", str(port)]
+    for name, value in (settings or {}).items():
+        command += ["--set", f"{name}={value}"]
+    process = process_start(command, log=logs / log_name)
     try:
         yield ModelWorker(f"http://127.0.0.1:{port}/v1", process)
     finally:

@@ -48,6 +48,9 @@ class Engine:
     moe_backend: str | None = None
     # vLLM's --compilation-config, e.g. {"cudagraph_capture_sizes": [1, 2, 4, 8]}.
     compilation_config: dict[str, Any] | None = None
+    # vLLM's --speculative-config, e.g. prompt lookup: {"method": "ngram", "num_speculative_tokens": 4,
+    # "prompt_lookup_min": 2, "prompt_lookup_max": 4} (answers that quote the retrieved passages).
+    speculative_config: dict[str, Any] | None = None
     extra_args: tuple[str, ...] = ()
 
 
@@ -263,6 +266,8 @@ def vllm_command(
     compilation = engine_compilation_config(engine)
     if compilation:
         command += ["--compilation-config", json.dumps(compilation, separators=(",", ":"))]
+    if engine.speculative_config:
+        command += ["--speculative-config", json.dumps(engine.speculative_config, separators=(",", ":"))]
     if engine.enable_prefix_caching is not None:
         command.append(
             "--enable-prefix-caching" if engine.enable_prefix_caching else "--no-enable-prefix-caching"

@@ -86,3 +86,48 @@ def test_deepseek_extrapolation_uses_the_measured_tp2_ep_overhead_when_there_is_
     assert 40e-6 < expected < 42e-6
     # A split that costs nothing beyond halving cannot make communication negative.
     assert deepseek_8_gpu_estimate(2.00e-3, 2.38e-3, 1.0e-3)["communication_s"] == 0.0
+
+
+def test_speculative_section_reports_the_yield_and_the_gpu_estimate_from_measured_steps() -> None:
+    from benchmarks.report import _speculative_section
+
+    def run(name: str, tokens_per_step: float, drafted: float, accepted_rate: float) -> dict[str, Any]:
+        return {
+            "name": name,
+            "tokens_per_step": tokens_per_step,
+            "drafted_tokens": drafted,
+            "acceptance_rate": accepted_rate,
+            "decode_tok_s": {"p50": 10.0 * tokens_per_step, "p95": 12.0 * tokens_per_step},
+            "ttft_s": {"p50": 0.3},
+            "answer_tokens": {"p50": 80},
+        }
+
+    result = {
+        "machine": {"date": "2026-11-30T01:00:00+00:00", "cpu_count": 2},
+        "questions": 24,
+        "languages": {"en": 12, "zh": 12},
+        "passages": 4,
+        "sampling": {"temperature": 0.2, "top_p": 0.9, "max_tokens": 400},
+        "proposer": {
+            "method": "ngram",
+            "num_speculative_tokens": 4,
+            "prompt_lookup_min": 2,
+            "prompt_lookup_max": 4,
+        },
+        "runs": [run("cpu-dev", 1.0, 0, float("nan")), run("cpu-dev-ngram", 2.0, 800, 0.5)],
+        "decode_speedup_p50": 2.0,
+    }
+    gpu = {
+        "runs": [
+            {"variant": "qwen3-tp1-tuned", "levels": [level(1, 200, 4.0), level(16, 2000, 5.6)]},
+            {"variant": "qwen3-tp1-tuned", "levels": [level(1, 150, 9.9, spoiled="stall")]},
+        ]
+    }
+    text = "\n".join(_speculative_section(result, gpu))
+    assert "| cpu-dev | 1.00 | — | 10.0 / 12.0 | 300 ms | 80 |" in text
+    assert "| cpu-dev-ngram | 2.00 | 50% | 20.0 / 24.0 | 300 ms | 80 |" in text
+    assert "2.00× the baseline's" in text
+    # Steps of 4.0 ms (one stream) and 5.6 ms (16; the spoiled newer level does not count): at 2 tokens
+    # per step the estimate is their halves.
+    assert "would be 2.00–2.80 ms (goal ≤ 3 ms)" in text
+    assert "would be" not in "\n".join(_speculative_section(result, {"runs": []}))

@@ -193,6 +193,7 @@ def test_engine_settings_can_be_overridden_with_typed_values() -> None:
             "max_num_batched_tokens": "16384",
             "moe_backend": "triton",
             "compilation_config": '{"cudagraph_capture_sizes": [1, 2, 4]}',
+            "speculative_config": '{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4}',
             "chat_template": "none",
         },
     )
@@ -202,6 +203,11 @@ def test_engine_settings_can_be_overridden_with_typed_values() -> None:
     assert command[command.index("--max-num-batched-tokens") + 1] == "16384"
     assert command[command.index("--moe-backend") + 1] == "triton"
     assert command[command.index("--compilation-config") + 1] == '{"cudagraph_capture_sizes":[1,2,4]}'
+    assert json.loads(command[command.index("--speculative-config") + 1]) == {
+        "method": "ngram",
+        "num_speculative_tokens": 4,
+        "prompt_lookup_max": 4,
+    }
     assert "--chat-template" not in command
     # The profile file itself is unchanged.
     assert load("qwen3-30b-a3b-fp8").engine.tensor_parallel_size == 1
@@ -214,6 +220,7 @@ def test_engine_settings_can_be_overridden_with_typed_values() -> None:
         ("enable_expert_parallel", "maybe"),
         ("compilation_config", "[1, 2]"),
         ("compilation_config", "{not json"),
+        ("speculative_config", '"ngram"'),
         ("no_such_setting", "1"),
         ("extra_args", "--foo"),
     ],

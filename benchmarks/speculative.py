@@ -1,0 +1,173 @@
+"""Prompt-lookup speculative decoding on the assistant's answers: how many tokens a forward step yields.
+
+An answer grounded in retrieved passages copies phrases from them (names, periods, amounts, steps).
+vLLM's n-gram proposer drafts the next ``k`` tokens by finding the answer's last few tokens in the prompt
+and copying what followed them there; one forward pass of the model checks all drafts at once and keeps
+the ones it would have produced itself (with sampling, by rejection sampling, so the answers keep the
+model's distribution). A step then yields 1 + the accepted drafts.
+
+How many tokens a step yields depends on the model and the prompts, not on the hardware, so it is
+measured here with the real CPU model (cpu-dev) on the demo questions, each asked the way the assistant
+asks: the same messages (``build_messages``: instructions, the ``CHAT_PASSAGES`` passages retrieval ranks
+first, the question) and the same sampling (``CHAT_TEMPERATURE``, ``CHAT_TOP_P``). vLLM's own counters
+(``/metrics``: generated, drafted and accepted tokens) give the tokens per step. Baseline: the same worker
+without speculation in the same run, whose decode speed is the reference for the speculative worker's.
+
+On a GPU at one stream a step costs about the same whether it checks one token or 1 + k (the weights
+are read once per step either way; the report combines the two measurements): time per output token ≈
+step time ÷ tokens per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from benchmarks.common import summary, write_result
+from benchmarks.engine_counters import read_counters, step_yield
+from benchmarks.model_choice import QUESTIONS, _django_setup, question_language, retrieve_passages
+from benchmarks.services import cpu_model_worker
+
+# Drafts of up to 4 tokens, found by matching the answer's last 2 to 4 tokens in the prompt.
+NGRAM = {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 2, "prompt_lookup_max": 4}
+
+
+def _metrics(base_url: str) -> dict[str, float]:
+    root = base_url.removesuffix("/v1")
+    with urllib.request.urlopen(f"{root}/metrics", timeout=30) as response:  # noqa: S310 - local worker
+        return read_counters(response.read().decode())
+
+
+def assistant_messages(top_k: int) -> tuple[list[dict[str, Any]], list[list[dict[str, str]]]]:
+    """The demo questions and, for each, the messages the assistant would send with the ``top_k``
+    passages retrieval ranks first."""
+    from apps.conversations.prompting import Passage, build_messages
+
+    questions = [
+        json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    ranked, _ = retrieve_passages(questions, top_k=top_k)
+    conversations = []
+    for question, passages in zip(questions, ranked, strict=True):
+        numbered = [
+            Passage(n=n, chunk_id=n, document=p["doc"], heading_path=p["heading_path"], text=p["text"])
+            for n, p in enumerate(passages, start=1)
+        ]
+        conversations.append(
+            build_messages(
+                system_prompt="",
+                passages=numbered,
+                history=[],
+                question=question["q"],
+                language=question_language(question["q"]),
+            )
+        )
+    return questions, conversations
+
+
+def _answer(
+    client: openai.OpenAI, messages: list[dict[str, str]], sampling: dict[str, Any], seed: int
+) -> dict:
+    started = time.perf_counter()
+    first: float | None = None
+    parts: list[str] = []
+    tokens = 0
+    stream = client.chat.completions.create(
+        model="shopdesk-chat",
+        messages=messages,  # type: ignore[arg-type]
+        seed=seed,
+        stream=True,
+        stream_options={"include_usage": True},
+        **sampling,
+    )
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            first = first or time.perf_counter()
+            parts.append(chunk.choices[0].delta.content)
+        if chunk.usage:
+            tokens = chunk.usage.completion_tokens
+    ended = time.perf_counter()
+    if first is None or tokens < 2:
+        raise RuntimeError(f"the answer had {tokens} tokens")
+    return {
+        "answer": "".join(parts),
+        "tokens": tokens,
+        "ttft_s": first - started,
+        "decode_tok_s": (tokens - 1) / (ended - first),
+    }
+
+
+def measure(
+    name: str, settings: dict[str, str], conversations: list[list[dict[str, str]]], sampling: dict, logs: Path
+) -> dict[str, Any]:
+    with cpu_model_worker(logs, settings=settings, log_name=f"{name}.log") as worker:
+        worker.wait_ready()
+        client = openai.OpenAI(base_url=worker.url, api_key="unused", max_retries=0, timeout=900)
+        _answer(client, conversations[0], {**sampling, "max_tokens": 8}, seed=0)  # warm-up
+        before = _metrics(worker.url)
+        answers = [
+            _answer(client, messages, sampling, seed=index) for index, messages in enumerate(conversations)
+        ]
+        after = _metrics(worker.url)
+    return {
+        "name": name,
+        "settings": settings,
+        **step_yield(before, after),
+        "decode_tok_s": summary([a["decode_tok_s"] for a in answers]),
+        "ttft_s": summary([a["ttft_s"] for a in answers]),
+        "answer_tokens": summary([a["tokens"] for a in answers]),
+        "answers": [a["answer"] for a in answers],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speculative")
+    parser.add_argument("--questions", type=int, default=0, help="only the first N demo questions (0: all)")
+    parser.add_argument("--max-tokens", type=int, default=0, help="answer length cap (0: CHAT_MAX_TOKENS)")
+    args = parser.parse_args(argv)
+
+    _django_setup()
+    from django.conf import settings
+
+    questions, conversations = assistant_messages(top_k=settings.CHAT_PASSAGES)
+    if args.questions:
+        questions, conversations = questions[: args.questions], conversations[: args.questions]
+    sampling = {
+        "temperature": settings.CHAT_TEMPERATURE,
+        "top_p": settings.CHAT_TOP_P,
+        "max_tokens": args.max_tokens or settings.CHAT_MAX_TOKENS,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-speculative-") as folder:
+        # One CPU worker at a time: the two would share the cores.
+        baseline = measure("cpu-dev", {}, conversations, sampling, Path(folder))
+        ngram = measure(
+            "cpu-dev-ngram", {"speculative_config": json.dumps(NGRAM)}, conversations, sampling, Path(folder)
+        )
+    result = {
+        "questions": len(questions),
+        "languages": {
+            lang: sum(question_language(q["q"]) == lang for q in questions) for lang in ("en", "zh")
+        },
+        "passages": settings.CHAT_PASSAGES,
+        "sampling": sampling,
+        "proposer": NGRAM,
+        "runs": [baseline, ngram],
+        "decode_speedup_p50": ngram["decode_tok_s"]["p50"] / baseline["decode_tok_s"]["p50"],
+    }
+    path = write_result("speculative", result)
+    print(
+        f"tokens per step {ngram['tokens_per_step']:.2f}, acceptance {ngram['acceptance_rate']:.0%}, "
+        f"decode p50 {baseline['decode_tok_s']['p50']:.1f} → {ngram['decode_tok_s']['p50']:.1f} tok/s; wrote {path}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
