@@ -574,21 +574,31 @@ def _speculative_section(result: dict[str, Any], gpu: dict[str, Any] | None = No
         "without speculation, same run.",
         "",
         "| worker | tokens per forward step | drafted tokens accepted | decode tok/s p50 / p95 | TTFT p50 | "
-        "answer tokens p50 |",
-        "|---|---|---|---|---|---|",
+        "answer tokens p50 | hits | answered in the question's language |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    count = result["questions"]
     for run in (baseline, ngram):
         accepted = "—" if run["drafted_tokens"] == 0 else f"{run['acceptance_rate']:.0%}"
         lines.append(
             f"| {run['name']} | {run['tokens_per_step']:.2f} | {accepted} | "
             f"{run['decode_tok_s']['p50']:.1f} / {run['decode_tok_s']['p95']:.1f} | "
-            f"{run['ttft_s']['p50'] * 1000:,.0f} ms | {run['answer_tokens']['p50']:.0f} |"
+            f"{run['ttft_s']['p50'] * 1000:,.0f} ms | {run['answer_tokens']['p50']:.0f} | "
+            f"{run['hits']} of {count} | {run['language_matches']} of {count} |"
         )
-    lines += [
-        "",
-        f"Decode speed with speculation: {result['decode_speedup_p50']:.2f}× the baseline's (p50).",
-        "",
-    ]
+    lines += ["", f"Decode speed with speculation: {result['decode_speedup_p50']:.2f}× the baseline's (p50)."]
+    if sampling["temperature"] == 0:
+        lines += [
+            f"Greedy answers must not change with speculation: {result['identical_answers']} of {count} were "
+            "identical to the baseline's."
+        ]
+    for probe in result.get("sampling_probes", []):
+        lines += [
+            f"With sampling (temperature {probe['temperature']}, top-p {probe['top_p']}, {probe['questions']} "
+            f"questions) the speculative worker accepted {probe['acceptance_rate']:.0%} of its drafts and "
+            f"{probe['finding']}."
+        ]
+    lines += [""]
     gpu = gpu if gpu is not None else read_results().get("gpu")
     if gpu:
         tp1 = latest_clean(gpu["runs"], "qwen3-tp1-tuned")

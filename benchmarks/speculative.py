@@ -32,7 +32,14 @@ import openai
 
 from benchmarks.common import summary, write_result
 from benchmarks.engine_counters import read_counters, step_yield
-from benchmarks.model_choice import QUESTIONS, _django_setup, question_language, retrieve_passages
+from benchmarks.model_choice import (
+    QUESTIONS,
+    _django_setup,
+    is_hit,
+    language_matches,
+    question_language,
+    retrieve_passages,
+)
 from benchmarks.services import cpu_model_worker
 
 # Drafts of up to 4 tokens, found by matching the answer's last 2 to 4 tokens in the prompt.
@@ -130,18 +137,24 @@ def measure(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speculative")
     parser.add_argument("--questions", type=int, default=0, help="only the first N demo questions (0: all)")
+    parser.add_argument("--every", type=int, default=1, help="every n-th demo question (both languages stay)")
     parser.add_argument("--max-tokens", type=int, default=0, help="answer length cap (0: CHAT_MAX_TOKENS)")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature (default: CHAT_TEMPERATURE)"
+    )
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: CHAT_TOP_P)")
     args = parser.parse_args(argv)
 
     _django_setup()
     from django.conf import settings
 
     questions, conversations = assistant_messages(top_k=settings.CHAT_PASSAGES)
+    questions, conversations = questions[:: args.every], conversations[:: args.every]
     if args.questions:
         questions, conversations = questions[: args.questions], conversations[: args.questions]
     sampling = {
-        "temperature": settings.CHAT_TEMPERATURE,
-        "top_p": settings.CHAT_TOP_P,
+        "temperature": settings.CHAT_TEMPERATURE if args.temperature is None else args.temperature,
+        "top_p": settings.CHAT_TOP_P if args.top_p is None else args.top_p,
         "max_tokens": args.max_tokens or settings.CHAT_MAX_TOKENS,
     }
     with tempfile.TemporaryDirectory(prefix="bench-speculative-") as folder:
@@ -150,7 +163,15 @@ def main(argv: list[str] | None = None) -> None:
         ngram = measure(
             "cpu-dev-ngram", {"speculative_config": json.dumps(NGRAM)}, conversations, sampling, Path(folder)
         )
+    for run in (baseline, ngram):
+        run["hits"] = sum(is_hit(a, q["any"]) for a, q in zip(run["answers"], questions, strict=True))
+        run["language_matches"] = sum(
+            language_matches(a, question_language(q["q"]))
+            for a, q in zip(run["answers"], questions, strict=True)
+        )
     result = {
+        # Greedy answers must come out the same with and without speculation: a check of correctness.
+        "identical_answers": sum(a == b for a, b in zip(baseline["answers"], ngram["answers"], strict=True)),
         "questions": len(questions),
         "languages": {
             lang: sum(question_language(q["q"]) == lang for q in questions) for lang in ("en", "zh")

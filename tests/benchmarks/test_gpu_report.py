@@ -100,6 +100,8 @@ def test_speculative_section_reports_the_yield_and_the_gpu_estimate_from_measure
             "decode_tok_s": {"p50": 10.0 * tokens_per_step, "p95": 12.0 * tokens_per_step},
             "ttft_s": {"p50": 0.3},
             "answer_tokens": {"p50": 80},
+            "hits": 20,
+            "language_matches": 24,
         }
 
     result = {
@@ -107,7 +109,7 @@ def test_speculative_section_reports_the_yield_and_the_gpu_estimate_from_measure
         "questions": 24,
         "languages": {"en": 12, "zh": 12},
         "passages": 4,
-        "sampling": {"temperature": 0.2, "top_p": 0.9, "max_tokens": 400},
+        "sampling": {"temperature": 0, "top_p": 0.9, "max_tokens": 400},
         "proposer": {
             "method": "ngram",
             "num_speculative_tokens": 4,
@@ -116,6 +118,16 @@ def test_speculative_section_reports_the_yield_and_the_gpu_estimate_from_measure
         },
         "runs": [run("cpu-dev", 1.0, 0, float("nan")), run("cpu-dev-ngram", 2.0, 800, 0.5)],
         "decode_speedup_p50": 2.0,
+        "identical_answers": 24,
+        "sampling_probes": [
+            {
+                "temperature": 0.2,
+                "top_p": 1.0,
+                "questions": 3,
+                "acceptance_rate": 0.0,
+                "finding": "broke its answers",
+            }
+        ],
     }
     gpu = {
         "runs": [
@@ -124,9 +136,14 @@ def test_speculative_section_reports_the_yield_and_the_gpu_estimate_from_measure
         ]
     }
     text = "\n".join(_speculative_section(result, gpu))
-    assert "| cpu-dev | 1.00 | — | 10.0 / 12.0 | 300 ms | 80 |" in text
-    assert "| cpu-dev-ngram | 2.00 | 50% | 20.0 / 24.0 | 300 ms | 80 |" in text
+    assert "| cpu-dev | 1.00 | — | 10.0 / 12.0 | 300 ms | 80 | 20 of 24 | 24 of 24 |" in text
+    assert "| cpu-dev-ngram | 2.00 | 50% | 20.0 / 24.0 | 300 ms | 80 | 20 of 24 | 24 of 24 |" in text
+    assert (
+        "temperature 0.2, top-p 1.0, 3 questions) the speculative worker accepted 0% of its drafts and broke"
+        in text
+    )
     assert "2.00× the baseline's" in text
+    assert "24 of 24 were identical to the baseline's" in text
     # Steps of 4.0 ms (one stream) and 5.6 ms (16; the spoiled newer level does not count): at 2 tokens
     # per step the estimate is their halves.
     assert "would be 2.00–2.80 ms (goal ≤ 3 ms)" in text
