@@ -174,8 +174,9 @@ TRITON_MOE = {"moe_backend": "triton"}
 
 # Prompt-lookup speculative decoding with vLLM's GPU n-gram proposer (the one that keeps asynchronous
 # scheduling): the same drafts as the CPU benchmark's "ngram" (benchmarks/speculative.py measures how many
-# tokens a step yields with a real model). Random weights copy nothing from the prompt, so here the run
-# reads the step cost and vLLM's draft counters per level, not the gain.
+# tokens a step yields with a real model). How often random weights' answers repeat the prompt says
+# nothing about real answers, so here the run reads what steps cost (vLLM's counters per level: steps,
+# drafts, accepted tokens), not the gain.
 NGRAM_GPU = {
     "speculative_config": json.dumps(
         {"method": "ngram_gpu", "num_speculative_tokens": 4, "prompt_lookup_min": 2, "prompt_lookup_max": 4}
@@ -189,9 +190,11 @@ NGRAM_GPU = {
 # 1-2. Tensor parallelism over both GPUs without and with expert parallelism, with the settings of the
 #    TP=1 and DP=2 runs (2026-11-29/30), so TP=1, TP=2, TP=2 + EP and DP=2 compare.
 # 3. The shortened DeepSeek-V3 with TP=2 + EP, at one stream (its time per layer is what extrapolates).
-# 4. The TP=1 baseline again in the same run (with the client checks), beside DeepGEMM experts, the lever
-#    for 256 streams.
-# 5. If time is left: Marlin W8A16 kernels, beside prompt-lookup speculation, at 1 and 16 streams.
+# 4. The TP=1 baseline again in the same run (with the client checks), beside prompt-lookup speculation
+#    (the lever for one stream: benchmarks/speculative.py measured 1.86 tokens per step with the CPU model
+#    on the assistant's prompts; here vLLM's counters give the steps, the drafts among them and so what a
+#    step that checks drafts costs; its client checks run structured output with it).
+# 5. If time is left: Marlin W8A16 kernels at 1 and 16 streams, beside DeepGEMM experts at every level.
 # Once a tensor-parallel variant needed its fallback, the later ones start with theirs (run_plan).
 MULTI_GPU_PLAN: list[list[Variant]] = [
     [
@@ -238,7 +241,7 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
     ],
     [
         qwen3("qwen3-tp1-tuned", "0", settings=TUNED, checks=True),
-        qwen3("qwen3-tp1-deepgemm-moe-tuned", "1", settings={**TUNED, **DEEPGEMM_MOE}),
+        qwen3("qwen3-tp1-ngram-tuned", "1", settings={**TUNED, **NGRAM_GPU}, checks=True),
     ],
     [
         qwen3(
@@ -249,7 +252,7 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
             extra_args="--linear-backend marlin",
             levels=[1, 16],
         ),
-        qwen3("qwen3-tp1-ngram-tuned", "1", settings={**TUNED, **NGRAM_GPU}, levels=[1, 16]),
+        qwen3("qwen3-tp1-deepgemm-moe-tuned", "1", settings={**TUNED, **DEEPGEMM_MOE}),
     ],
 ]
 PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN}
