@@ -17,21 +17,26 @@ from benchmarks.gpu_run import run_phase, run_plan
 pytestmark = pytest.mark.slow  # starts the CPU vLLM twice (it stops within seconds)
 
 
+def plan(phases: list[list[Variant]], tmp_path: Path, results: dict, *, seconds: float) -> None:
+    """The plan on a host with one GPU (the CPU here), within ``seconds``."""
+    run_plan(
+        phases,
+        tmp_path / "models",
+        tmp_path / "out",
+        results,
+        budget_end=time.monotonic() + seconds,
+        only=None,
+        levels=None,
+        gpu_count=1,
+    )
+
+
 def test_a_variant_that_cannot_start_is_stopped_and_its_fallback_runs(tmp_path: Path) -> None:
     broken = Variant("cpu-no-model", "cpu-dev", "no-such-model", "0", levels=[1])
     fallback = dataclasses.replace(broken, name="cpu-no-model-fallback", fallback_for=broken.name)
     results: dict = {"runs": []}
     started = time.monotonic()
-    run_plan(
-        [[dataclasses.replace(broken, fallback=fallback)]],
-        tmp_path / "models",
-        tmp_path / "out",
-        results,
-        budget_end=started + 900,
-        only=None,
-        levels=None,
-        gpu_count=1,
-    )
+    plan([[dataclasses.replace(broken, fallback=fallback)]], tmp_path, results, seconds=900)
     assert [entry["variant"] for entry in results["runs"]] == ["cpu-no-model", "cpu-no-model-fallback"]
     for entry in results["runs"]:
         assert entry["error"].startswith("stopped before it was ready")
@@ -46,16 +51,7 @@ def test_a_phase_that_needs_more_gpus_than_the_host_has_is_skipped(tmp_path: Pat
     results: dict = {"runs": []}
     two_gpu_phases = [phase for phase in MULTI_GPU_PLAN if any("," in v.gpus for v in phase)]
     assert two_gpu_phases
-    run_plan(
-        two_gpu_phases,
-        tmp_path / "models",
-        tmp_path / "out",
-        results,
-        budget_end=time.monotonic() + 60,
-        only=None,
-        levels=None,
-        gpu_count=1,
-    )
+    plan(two_gpu_phases, tmp_path, results, seconds=60)
     assert results["runs"] == []
 
 
@@ -78,16 +74,7 @@ def test_a_start_that_hangs_is_stopped_after_its_ready_timeout(tmp_path: Path) -
     # vLLM takes longer than a second to import, so the timeout fires before it could answer or fail.
     slow = Variant("cpu-slow", "cpu-dev", "no-such-model", "0", levels=[1], ready_timeout_s=1)
     results: dict = {"runs": []}
-    run_plan(
-        [[slow]],
-        tmp_path / "models",
-        tmp_path / "out",
-        results,
-        budget_end=time.monotonic() + 900,
-        only=None,
-        levels=None,
-        gpu_count=1,
-    )
+    plan([[slow]], tmp_path, results, seconds=900)
     [entry] = results["runs"]
     assert entry["error"].startswith("stopped before it was ready: not ready after 1 s")
     assert "levels" not in entry
@@ -101,16 +88,7 @@ def test_after_one_fallback_later_variants_start_with_theirs(tmp_path: Path) -> 
 
     plain = Variant("cpu-plain", "cpu-dev", "no-such-model", "0", levels=[1])
     results: dict = {"runs": []}
-    run_plan(
-        [[failing("first")], [failing("second")], [plain]],
-        tmp_path / "models",
-        tmp_path / "out",
-        results,
-        budget_end=time.monotonic() + 900,
-        only=None,
-        levels=None,
-        gpu_count=1,
-    )
+    plan([[failing("first")], [failing("second")], [plain]], tmp_path, results, seconds=900)
     # "second" never started: the host already showed that it needs the fallbacks.
     assert [entry["variant"] for entry in results["runs"]] == [
         "first",
