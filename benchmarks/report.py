@@ -616,6 +616,18 @@ def _speculative_section(result: dict[str, Any], gpu: dict[str, Any] | None = No
                 "cost and this run the yield.",
                 "",
             ]
+        speculating = latest_clean(gpu["runs"], "qwen3-tp1-ngram-tuned").get(1)
+        counters = (speculating or {}).get("engine_counters")
+        if speculating and counters and counters["generated_tokens"] > counters["accepted_tokens"]:
+            steps = counters["generated_tokens"] - counters["accepted_tokens"]
+            step_s = speculating["tpot_s"]["p50"] * counters["tokens_per_step"]
+            lines += [
+                f"Measured on the H200 with the GPU n-gram proposer at one stream (random weights): "
+                f"{counters['tokens_per_step']:.2f} tokens per step, drafts checked in "
+                f"{counters['drafts'] / steps:.0%} of the steps, a step taking {step_s * 1000:.2f} ms; at the CPU "
+                f"model's {per_step:.2f} tokens per step that is {step_s / per_step * 1000:.2f} ms per token.",
+                "",
+            ]
     return lines
 
 

@@ -148,3 +148,12 @@ def test_speculative_section_reports_the_yield_and_the_gpu_estimate_from_measure
     # per step the estimate is their halves.
     assert "would be 2.00–2.80 ms (goal ≤ 3 ms)" in text
     assert "would be" not in "\n".join(_speculative_section(result, {"runs": []}))
+    assert "GPU n-gram proposer" not in text  # not measured yet
+    # With the GPU proposer's own run: 400 tokens in 320 steps (80 accepted), drafts in 300 of them.
+    counters = {"generated_tokens": 400, "accepted_tokens": 80, "drafts": 300, "tokens_per_step": 1.25}
+    gpu["runs"].append(
+        {"variant": "qwen3-tp1-ngram-tuned", "levels": [level(1, 230, 3.6, engine_counters=counters)]}
+    )
+    text = "\n".join(_speculative_section(result, gpu))
+    assert "1.25 tokens per step, drafts checked in 94% of the steps, a step taking 4.50 ms" in text
+    assert "at the CPU model's 2.00 tokens per step that is 2.25 ms per token" in text
