@@ -30,6 +30,9 @@ class Variant:
     ready_timeout_s: float = 600
     fallback_for: str | None = None  # on a fallback: the variant it stands in for
     note: str = ""  # why this variant runs as it does, recorded with its results
+    # A variant of the same phase (same weights) whose greedy answers this one's must equal: speculative
+    # decoding must not change them.
+    same_answers_as: str | None = None
 
 
 TUNED = {
@@ -241,7 +244,13 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
     ],
     [
         qwen3("qwen3-tp1-tuned", "0", settings=TUNED, checks=True),
-        qwen3("qwen3-tp1-ngram-tuned", "1", settings={**TUNED, **NGRAM_GPU}, checks=True),
+        qwen3(
+            "qwen3-tp1-ngram-tuned",
+            "1",
+            settings={**TUNED, **NGRAM_GPU},
+            checks=True,
+            same_answers_as="qwen3-tp1-tuned",
+        ),
     ],
     [
         qwen3(

@@ -360,6 +360,40 @@ async def _client_checks(port: int) -> dict[str, Any]:
     return result
 
 
+def same_answers(port: int, twin_port: int, prompts: list[list[dict[str, str]]], tokens: int = 64) -> dict:
+    """Greedy answers of two servers of the same weights to the same prompts: with speculative decoding
+    on one of them they must not change. Counts identical answers and the characters each pair agrees on
+    before it parts (numerics of a many-token check step may differ in the last bits, and a near-tie
+    then goes the other way)."""
+    import openai
+
+    from benchmarks.common import summary
+
+    def answer(client: openai.OpenAI, messages: list[dict[str, str]]) -> str:
+        reply = client.chat.completions.create(
+            model="shopdesk-chat",
+            messages=messages,  # type: ignore[arg-type]
+            temperature=0,
+            max_tokens=tokens,
+            extra_body={"ignore_eos": True, "chat_template_kwargs": {"enable_thinking": False}},
+        )
+        return reply.choices[0].message.content or ""
+
+    clients = [
+        openai.OpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key="unused", max_retries=0, timeout=300)
+        for p in (port, twin_port)
+    ]
+    prefixes = []
+    for messages in prompts:
+        mine, theirs = (answer(client, messages) for client in clients)
+        prefixes.append(len(os.path.commonprefix([mine, theirs])) / max(len(theirs), 1))
+    return {
+        "compared": len(prompts),
+        "identical": sum(share == 1.0 for share in prefixes),
+        "agreed_share": summary(prefixes),
+    }
+
+
 def _warm_up(base_urls: list[str], prompts: list[list[dict[str, str]]], levels: list[int]) -> None:
     """Kernels compiled on first use (DeepGEMM's, when its start-up warm-up is skipped; Triton's MoE
     kernels for prefill sizes) before anything is timed: the same levels at the full output length, so
@@ -441,6 +475,17 @@ def run_phase(
             entry["jit_compilations_while_measured"] = sum(row["kernels_compiled"] for row in entry["levels"])
             entry.update(_log_facts(mine[0].log_path))
             _write(out, results)
+        for variant in phase:
+            if not variant.same_answers_as:
+                continue
+            twin = next((s for s in servers if s.variant.name == variant.same_answers_as), None)
+            mine = [s for s in servers if s.variant is variant]
+            entry = [e for e in results["runs"] if e["variant"] == variant.name][-1]
+            if twin and twin.ready_s is not None and mine[0].ready_s is not None and "levels" in entry:
+                # Prompts no level and no warm-up used (levels take the first ones, the warm-up the last 400).
+                entry["same_answers"] = same_answers(mine[0].port, twin.port, prompts[-408:-400])
+                print(f"{variant.name} answers like {twin.variant.name}: {entry['same_answers']}", flush=True)
+                _write(out, results)
     finally:
         for server in servers:
             _stop(server)

@@ -126,3 +126,44 @@ def test_a_phase_measures_each_level_and_counts_the_kernels_compiled_during_it(t
     assert entry["jit_compilations_while_measured"] == 0
     saved = json.loads((tmp_path / "out" / "gpu.json").read_text())
     assert [level["concurrency"] for level in saved["runs"][0]["levels"]] == [1, 2]
+
+
+def test_a_speculating_variant_is_checked_against_its_twins_greedy_answers(tmp_path: Path) -> None:
+    # Two tiny CPU MoE workers of the same weights, one with prompt-lookup speculation: its greedy
+    # answers are compared with the other's after both were measured.
+    from inference.launcher import model_path_for
+    from inference.profiles import load
+
+    model = Path(model_path_for(load("cpu-moe-tp1")))
+    plain = Variant("cpu-moe", "cpu-moe-tp1", model.name, "0", levels=[1])
+    speculating = Variant(
+        "cpu-moe-ngram",
+        "cpu-moe-tp1",
+        model.name,
+        "0",
+        levels=[1],
+        settings={
+            "speculative_config": json.dumps(
+                {
+                    "method": "ngram",
+                    "num_speculative_tokens": 4,
+                    "prompt_lookup_min": 2,
+                    "prompt_lookup_max": 4,
+                }
+            )
+        },
+        same_answers_as="cpu-moe",
+    )
+    results: dict = {"runs": []}
+    run_phase([plain, speculating], model.parent, tmp_path / "out", results, time.monotonic() + 900)
+    by_name = {entry["variant"]: entry for entry in results["runs"]}
+    assert "error" not in by_name["cpu-moe-ngram"], by_name["cpu-moe-ngram"].get("error")
+    assert "same_answers" not in by_name["cpu-moe"]
+    compared = by_name["cpu-moe-ngram"]["same_answers"]
+    assert compared["compared"] == 8
+    # Greedy answers do not change with speculation (both workers compute in float32 on the same cores).
+    assert compared["identical"] == 8
+    assert compared["agreed_share"]["p50"] == 1.0
+    # The speculating worker's counters were read per level; the plain one drafted nothing.
+    assert by_name["cpu-moe"]["levels"][0]["engine_counters"]["drafted_tokens"] == 0
+    assert by_name["cpu-moe-ngram"]["levels"][0]["engine_counters"]["generated_tokens"] > 0
