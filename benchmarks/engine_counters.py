@@ -4,6 +4,8 @@ GPU run imports it on a host that has vLLM and little else."""
 
 from __future__ import annotations
 
+import urllib.request
+
 COUNTERS = {
     "generated": "vllm:generation_tokens_total",
     "drafts": "vllm:spec_decode_num_drafts_total",
@@ -42,3 +44,10 @@ def step_yield(before: dict[str, float], after: dict[str, float]) -> dict[str, f
         "tokens_per_step": generated / steps if steps > 0 else float("nan"),
         "acceptance_rate": accepted / drafted if drafted > 0 else float("nan"),
     }
+
+
+def worker_counters(base_url: str, timeout: float = 30) -> dict[str, float]:
+    """The counters of the worker at ``base_url`` (``…/v1`` or its root), read from its ``/metrics``."""
+    root = base_url.removesuffix("/").removesuffix("/v1")
+    with urllib.request.urlopen(f"{root}/metrics", timeout=timeout) as response:  # noqa: S310 - a local worker
+        return read_counters(response.read().decode())

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.engine_counters import read_counters, step_yield
+from benchmarks.engine_counters import step_yield, worker_counters
 from benchmarks.gpu_plans import LEVELS, PLANS, Variant
 from inference.profiles import MULTICAST_OFF_ENV
 
@@ -298,11 +298,11 @@ def _counters(servers: list[Server]) -> dict[str, float] | None:
     totals: dict[str, float] = {}
     for server in servers:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:  # noqa: S310
-                for key, value in read_counters(response.read().decode()).items():
-                    totals[key] = totals.get(key, 0.0) + value
+            counters = worker_counters(f"http://127.0.0.1:{server.port}", timeout=10)
         except OSError:
             return None
+        for key, value in counters.items():
+            totals[key] = totals.get(key, 0.0) + value
     return totals
 
 
@@ -455,8 +455,9 @@ def run_phase(
             print(f"{variant.name}:", flush=True)
             entry["levels"] = []
             used = 0  # each level gets prompts no earlier level used
+            log_paths = [s.log_path for s in mine]
             for level in variant.levels:
-                before = compiled_kernels([s.log_path for s in mine], kernel_cache_dirs())
+                before = compiled_kernels(log_paths, kernel_cache_dirs())
                 counters = _counters(mine)
                 [row] = asyncio.run(
                     measure_levels(
@@ -465,9 +466,7 @@ def run_phase(
                 )
                 used += row["requests"] + row["errors"]
                 # Non-zero: a kernel was compiled while this level was timed, and its numbers are spoiled.
-                row["kernels_compiled"] = (
-                    compiled_kernels([s.log_path for s in mine], kernel_cache_dirs()) - before
-                )
+                row["kernels_compiled"] = compiled_kernels(log_paths, kernel_cache_dirs()) - before
                 after = _counters(mine)
                 if counters is not None and after is not None:
                     row["engine_counters"] = step_yield(counters, after)  # tokens per step (speculation)

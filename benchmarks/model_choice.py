@@ -214,6 +214,20 @@ def prepare(profile: str, env: dict[str, str]) -> dict[str, Any]:
 
 
 def ask(client: openai.OpenAI, *, system: str, question: str, max_tokens: int, seed: int) -> dict[str, Any]:
+    return stream_answer(
+        client,
+        [{"role": "system", "content": system}, {"role": "user", "content": question}],
+        seed=seed,
+        temperature=0.2,
+        top_p=0.9,
+        max_tokens=max_tokens,
+    )
+
+
+def stream_answer(
+    client: openai.OpenAI, messages: list[dict[str, str]], *, seed: int, **sampling: Any
+) -> dict[str, Any]:
+    """One streamed answer: its text, finish reason, token counts, time to first token and decode speed."""
     started = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
@@ -221,13 +235,11 @@ def ask(client: openai.OpenAI, *, system: str, question: str, max_tokens: int, s
     finish_reason = None
     stream = client.chat.completions.create(
         model="shopdesk-chat",
-        messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
-        temperature=0.2,
-        top_p=0.9,
-        max_tokens=max_tokens,
+        messages=messages,  # type: ignore[arg-type]
         seed=seed,
         stream=True,
         stream_options={"include_usage": True},
+        **sampling,
     )
     for chunk in stream:
         if chunk.choices:

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import openai
 
 from benchmarks.common import summary, write_result
-from benchmarks.engine_counters import read_counters, step_yield
+from benchmarks.engine_counters import step_yield, worker_counters
 from benchmarks.model_choice import (
     QUESTIONS,
     _django_setup,
@@ -40,17 +39,12 @@ from benchmarks.model_choice import (
     language_matches,
     question_language,
     retrieve_passages,
+    stream_answer,
 )
 from benchmarks.services import cpu_model_worker
 
 # Drafts of up to 4 tokens, found by matching the answer's last 2 to 4 tokens in the prompt.
 NGRAM = {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 2, "prompt_lookup_max": 4}
-
-
-def _metrics(base_url: str) -> dict[str, float]:
-    root = base_url.removesuffix("/v1")
-    with urllib.request.urlopen(f"{root}/metrics", timeout=30) as response:  # noqa: S310 - local worker
-        return read_counters(response.read().decode())
 
 
 def assistant_messages(top_k: int) -> tuple[list[dict[str, Any]], list[list[dict[str, str]]]]:
@@ -82,34 +76,11 @@ def assistant_messages(top_k: int) -> tuple[list[dict[str, Any]], list[list[dict
 
 def _answer(
     client: openai.OpenAI, messages: list[dict[str, str]], sampling: dict[str, Any], seed: int
-) -> dict:
-    started = time.perf_counter()
-    first: float | None = None
-    parts: list[str] = []
-    tokens = 0
-    stream = client.chat.completions.create(
-        model="shopdesk-chat",
-        messages=messages,  # type: ignore[arg-type]
-        seed=seed,
-        stream=True,
-        stream_options={"include_usage": True},
-        **sampling,
-    )
-    for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            first = first or time.perf_counter()
-            parts.append(chunk.choices[0].delta.content)
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    ended = time.perf_counter()
-    if first is None or tokens < 2:
-        raise RuntimeError(f"the answer had {tokens} tokens")
-    return {
-        "answer": "".join(parts),
-        "tokens": tokens,
-        "ttft_s": first - started,
-        "decode_tok_s": (tokens - 1) / (ended - first),
-    }
+) -> dict[str, Any]:
+    answer = stream_answer(client, messages, seed=seed, **sampling)
+    if answer["completion_tokens"] < 2 or math.isnan(answer["ttft_s"]):
+        raise RuntimeError(f"the answer had {answer['completion_tokens']} tokens")
+    return answer
 
 
 def measure(
@@ -119,18 +90,18 @@ def measure(
         worker.wait_ready()
         client = openai.OpenAI(base_url=worker.url, api_key="unused", max_retries=0, timeout=900)
         _answer(client, conversations[0], {**sampling, "max_tokens": 8}, seed=0)  # warm-up
-        before = _metrics(worker.url)
+        before = worker_counters(worker.url)
         answers = [
             _answer(client, messages, sampling, seed=index) for index, messages in enumerate(conversations)
         ]
-        after = _metrics(worker.url)
+        after = worker_counters(worker.url)
     return {
         "name": name,
         "settings": settings,
         **step_yield(before, after),
         "decode_tok_s": summary([a["decode_tok_s"] for a in answers]),
         "ttft_s": summary([a["ttft_s"] for a in answers]),
-        "answer_tokens": summary([a["tokens"] for a in answers]),
+        "answer_tokens": summary([a["completion_tokens"] for a in answers]),
         "answers": [a["answer"] for a in answers],
     }
 
