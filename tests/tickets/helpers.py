@@ -1,4 +1,4 @@
-"""Browser helpers for the agent console."""
+"""Browser helpers for the agent console and the customer's widget."""
 
 from __future__ import annotations
 
@@ -19,3 +19,14 @@ def console_signed_in(browser, base_url: str, username: str, password: str, erro
     assert "No tickets here." in console.inner_text("#queue")
     console.evaluate("() => { window.sameDocument = true; }")  # gone if the page reloads
     return context, console
+
+
+def widget_opened(browser, base_url: str, kb_slug: str, errors: list[str]):  # type: ignore[no-untyped-def]
+    """A new browser context with a customer on the demo shop page of ``kb_slug``, the chat widget open;
+    page errors go to ``errors``. Returns (context, page)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(f"widget: {error}"))
+    page.goto(f"{base_url}/demo/?kb={kb_slug}")
+    page.click(".launcher")
+    return context, page

@@ -17,7 +17,7 @@ from apps.accounts.services import staff_user_ensure
 from apps.conversations.models import Conversation, Message
 from apps.tickets.models import Ticket
 from tests.knowledge.helpers import make_kb
-from tests.tickets.helpers import console_signed_in
+from tests.tickets.helpers import console_signed_in, widget_opened
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -62,11 +62,7 @@ def test_customer_asks_for_a_person_and_an_agent_answers_live(
     agent_context, console = console_signed_in(browser, web_server, "bob-agent", AGENT_PASSWORD, errors)
 
     # The customer asks for a person in the widget on the demo shop page.
-    customer_context = browser.new_context()
-    shop = customer_context.new_page()
-    shop.on("pageerror", lambda error: errors.append(f"widget: {error}"))
-    shop.goto(f"{web_server}/demo/?kb=test-shop")
-    shop.click(".launcher")
+    customer_context, shop = widget_opened(browser, web_server, "test-shop", errors)
     shop.click(".person")
     shop.wait_for_selector("text=member of our team")
     conversation = Conversation.objects.get()

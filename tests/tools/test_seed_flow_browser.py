@@ -14,7 +14,7 @@ from apps.accounts.roles import Role
 from apps.accounts.services import staff_user_ensure
 from apps.tickets.models import Ticket
 from apps.tools.models import ToolCall
-from tests.tickets.helpers import console_signed_in
+from tests.tickets.helpers import console_signed_in, widget_opened
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -28,11 +28,7 @@ def test_the_seed_flow_from_the_demo_page_to_the_agent_console(shop, web_server,
 
     agent_context, console = console_signed_in(browser, web_server, "ana-agent", AGENT_PASSWORD, errors)
 
-    customer_context = browser.new_context()
-    page = customer_context.new_page()
-    page.on("pageerror", lambda error: errors.append(f"widget: {error}"))
-    page.goto(f"{web_server}/demo/?kb={shop.slug}")
-    page.click(".launcher")
+    customer_context, page = widget_opened(browser, web_server, shop.slug, errors)
     page.fill("textarea", SEED)
     page.press("textarea", "Enter")
     # Nothing about the order before it is proven to be the customer's.
