@@ -335,14 +335,15 @@ def _switch_live(job: IngestionJob, document: Document, *, chunk_count: int) -> 
     logger.info("document ready", extra={"chunks": chunk_count})
 
 
-def knowledge_base_reembed(*, knowledge_base: KnowledgeBase, embedder_name: str) -> int:
+def knowledge_base_reembed(*, knowledge_base: KnowledgeBase, embedder_name: str, enqueue: bool = True) -> int:
     """Re-embed every document with ``embedder_name`` (another model, another dimension).
 
     Each document gets a new version embedded with the new model beside the live one;
     search keeps using the old model and chunks meanwhile. When the last document is
     done, everything switches over in one transaction (``_reembed_switch``): old chunks
     out, new ones live, the vector index rebuilt at the new dimension. Returns the
-    number of documents queued.
+    number of documents queued; ``enqueue=False`` leaves their jobs for the caller to run
+    (``document_ingest``), as ``document_upload`` does.
     """
     embedder_dimension(embedder_name)  # unknown names fail here, before anything changes
     with transaction.atomic():
@@ -357,7 +358,8 @@ def knowledge_base_reembed(*, knowledge_base: KnowledgeBase, embedder_name: str)
             document.version += 1
             document.save(update_fields=["version", "updated_at"])
             jobs.append(IngestionJob.objects.create(document=document, version=document.version))
-        transaction.on_commit(lambda: [_enqueue(job.pk) for job in jobs])
+        if enqueue:
+            transaction.on_commit(lambda: [_enqueue(job.pk) for job in jobs])
     if not documents:
         _reembed_switch(knowledge_base_id=knowledge_base.pk)
     return len(documents)

@@ -113,15 +113,17 @@ def test_the_switch_check_does_not_wait_for_a_chunk_being_inserted() -> None:
         document_upload(knowledge_base=kb, filename=name, data=FORMAT_DOCUMENTS[name], enqueue=False).document
         for name in ("showroom.md", "积分规则.txt")
     )
-    knowledge_base_reembed(knowledge_base=kb, embedder_name="multilingual-e5-small")
+    # Not queued: a Celery worker of another test embedding them could still hold row locks when the
+    # test database is flushed (a deadlock with the flush's TRUNCATE in CI).
+    knowledge_base_reembed(knowledge_base=kb, embedder_name="multilingual-e5-small", enqueue=False)
     key_share = (
         "SELECT 1 FROM knowledge_document WHERE id = %s FOR KEY SHARE; "
         "SELECT 1 FROM knowledge_knowledgebase WHERE id = %s FOR KEY SHARE"
     )
     with _locked(key_share, [second.pk, kb.pk]), _lock_timeout(3):
         _reembed_switch(knowledge_base_id=kb.pk)  # returns at once: the documents are not embedded yet
-        knowledge_base_reembed(knowledge_base=kb, embedder_name="multilingual-e5-small")
-    # Both re-embeds went through (a Celery worker of another test may be embedding the new versions).
+        knowledge_base_reembed(knowledge_base=kb, embedder_name="multilingual-e5-small", enqueue=False)
+    # Both re-embeds went through.
     assert {d.version for d in Document.objects.filter(pk__in=[first.pk, second.pk])} == {3}
 
 
