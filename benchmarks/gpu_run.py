@@ -272,10 +272,13 @@ def _jit_count(log_path: Path) -> int:
 
 def kernel_cache_dirs() -> list[Path]:
     """Where kernels compiled on first use are kept: DeepGEMM's JIT cache (a folder with a ``kernel.cubin``
-    per kernel) and FlashInfer's (a ``.so`` per module)."""
+    per kernel) and FlashInfer's (a ``.so`` per module). vLLM points DeepGEMM at ``deep_gemm`` under its own
+    cache root unless ``DG_JIT_CACHE_DIR`` says otherwise (the 2026-11-30 counts looked in DeepGEMM's own
+    default, ``~/.deep_gemm``, and found nothing)."""
     home = Path.home()
+    vllm_cache = Path(os.environ.get("VLLM_CACHE_ROOT") or home / ".cache" / "vllm")
     return [
-        Path(os.environ.get("DG_JIT_CACHE_DIR") or home / ".deep_gemm"),
+        Path(os.environ.get("DG_JIT_CACHE_DIR") or vllm_cache / "deep_gemm"),
         Path(os.environ.get("FLASHINFER_WORKSPACE_BASE") or home) / ".cache" / "flashinfer",
     ]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import read_results
-from benchmarks.gpu_floor import floor_tpot_s, level_floor_s
+from benchmarks.gpu_floor import decode_bytes, floor_tpot_s, level_floor_s
 
 REPORT = Path(__file__).resolve().parent / "REPORT.md"
 
@@ -274,9 +274,12 @@ def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[
 
 
 def single_stream_tpot(run: dict[str, Any]) -> float:
-    """Mean TPOT p50 of a run's one-stream levels: timed after the first token, so valid even where a
-    compilation held the first token up."""
-    values = [level["tpot_s"]["p50"] for level in run["levels"] if level["concurrency"] == 1]
+    """Mean TPOT p50 of a run's clean one-stream levels, or of all of them where none is clean: it is timed
+    after the first token, so it stays usable where a compilation held the first token up."""
+    ones = [level for level in clean_levels(run) if level["concurrency"] == 1] or [
+        level for level in run["levels"] if level["concurrency"] == 1
+    ]
+    values = [level["tpot_s"]["p50"] for level in ones]
     return sum(values) / len(values)
 
 
@@ -285,24 +288,36 @@ ASSUMED_COMMUNICATION_PER_LAYER_S = 40e-6
 
 
 def deepseek_8_gpu_estimate(
-    five_layers_s: float, eight_layers_s: float, tp2_ep_s: float | None
+    five_layers_s: float,
+    eight_layers_s: float,
+    tp2_ep_s: float | None,
+    *,
+    head_s: float = 0.0,
+    full_head_s: float | None = None,
 ) -> dict[str, float]:
     """DeepSeek-V3's time per token at one stream, from the shortened models: 5 and 8 layers on one GPU give
-    the time per (MoE) layer and the rest (embedding, output head, sampling); 8 layers with TP=2 + EP, if
-    measured, give what splitting a layer adds beyond halving it (its all-reduces). 61 layers on 8 GPUs:
-    the rest, plus per layer an eighth of its one-GPU time and that communication."""
+    the time per (MoE) layer and the rest (embedding, output head, sampling, the engine's step). Of the rest,
+    the output head (``head_s``: reading its weights on one GPU) is split by tensor parallelism like a layer,
+    the remainder is fixed. 8 layers with TP=2 + EP, if measured, give what splitting a layer adds beyond
+    halving it (its all-reduces). 61 layers on 8 GPUs: the fixed part, an eighth of the published model's
+    head (``full_head_s``: its vocabulary is smaller than the stand-in tokenizer's), and per layer an eighth
+    of its one-GPU time plus that communication."""
+    full_head_s = head_s if full_head_s is None else full_head_s
     per_layer = (eight_layers_s - five_layers_s) / 3
     rest = eight_layers_s - 8 * per_layer
+    fixed = max(0.0, rest - head_s)
     if tp2_ep_s is None:
         communication = ASSUMED_COMMUNICATION_PER_LAYER_S
     else:
-        communication = max(0.0, (tp2_ep_s - rest - 8 * per_layer / 2) / 8)
+        communication = max(0.0, (tp2_ep_s - fixed - head_s / 2 - 8 * per_layer / 2) / 8)
     return {
         "per_layer_s": per_layer,
         "rest_s": rest,
-        "one_gpu_61_s": eight_layers_s + 53 * per_layer,
+        "fixed_s": fixed,
+        "head_s": head_s,
+        "one_gpu_61_s": eight_layers_s + 53 * per_layer + full_head_s - head_s,
         "communication_s": communication,
-        "eight_gpus_61_s": rest + 61 * (per_layer / 8 + communication),
+        "eight_gpus_61_s": fixed + full_head_s / 8 + 61 * (per_layer / 8 + communication),
     }
 
 
@@ -353,16 +368,24 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
             for run in result["runs"]
             if run["variant"].startswith("deepseek-v3-8-layers-tp2-ep") and run.get("levels")
         ]
-        estimate = deepseek_8_gpu_estimate(short, long, tp2_ep[-1] if tp2_ep else None)
-        full = {**result["configs"]["deepseek-v3-8-layers"], "num_hidden_layers": 61, "vocab_size": 129280}
-        floor_8 = floor_tpot_s(
-            full, batch=1, context=1400, bandwidth=machine["copy_bandwidth_bytes_per_s"], gpus=8
+        shortened = result["configs"]["deepseek-v3-8-layers"]
+        full = {**shortened, "num_hidden_layers": 61, "vocab_size": 129280}
+        bandwidth = machine["copy_bandwidth_bytes_per_s"]
+        estimate = deepseek_8_gpu_estimate(
+            short,
+            long,
+            tp2_ep[-1] if tp2_ep else None,
+            head_s=decode_bytes(shortened).head / bandwidth,
+            full_head_s=decode_bytes(full).head / bandwidth,
         )
+        floor_8 = floor_tpot_s(full, batch=1, context=1400, bandwidth=bandwidth, gpus=8)
         if tp2_ep:
             communication = (
-                f". On two GPUs with TP=2 + EP the 8 layers took {tp2_ep[-1] * 1000:.2f} ms per token; against half of "
-                f"each layer's one-GPU time that leaves ≈ {estimate['communication_s'] * 1e6:.0f} µs per layer for its "
-                "two all-reduces and what else splitting adds, kept per layer for 8 GPUs"
+                f". On two GPUs with TP=2 + EP the 8 layers took {tp2_ep[-1] * 1000:.2f} ms per token; against the fixed "
+                "part plus half of the head and of each layer that leaves "
+                f"≈ {estimate['communication_s'] * 1e6:.0f} µs per layer for its two all-reduces and whatever else "
+                "splitting adds, kept per layer for 8 GPUs (an all-reduce over 8 GPUs takes somewhat longer than over "
+                "2, so this side of the estimate is optimistic)"
             )
         else:
             communication = (
@@ -374,20 +397,25 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
             "",
             "The published DeepSeek-V3 configuration (MLA, 256 routed + 1 shared experts, 8 active, block-wise FP8) "
             "with 8 layers (3 dense + 5 MoE) and with 5 (3 dense + 2 MoE), started by the `deepseek-v3-fp8` profile's "
-            "flags without the multi-GPU sizes; the stand-in tokenizer's vocabulary is 151,936 instead of 129,280. "
-            "DeepGEMM's warm-up was skipped to start in 204 s, so kernels compiled on first use: first-token times of "
-            "several seconds in these rows are compilation, not serving; the per-token times are not affected.",
+            "flags: on one GPU without the multi-GPU sizes (*tp1*), and the 8 layers also over both GPUs with "
+            "TP=2 + EP and Triton's experts (*tp2-ep*). The stand-in tokenizer's vocabulary is 151,936 instead of "
+            "129,280. DeepGEMM's start-up warm-up was skipped to start in 3–4 minutes, so kernels compiled on first "
+            "use: first-token times of several seconds in these rows are compilation, not serving (since 2026-11-30 "
+            "a level during which kernels compiled is left out); the per-token times are not affected.",
             "",
             *_gpu_runs_table(result, deepseek),
             "",
             f"One stream: {short * 1000:.2f} ms per token at 5 layers, {long * 1000:.2f} ms at 8, so one MoE layer adds "
             f"≈ {estimate['per_layer_s'] * 1000:.3f} ms on one H200 (two single-stream runs each; the difference is "
-            f"noisy, ±0.05 ms). Extrapolated to 61 layers on one GPU (if it fitted): "
-            f"{estimate['one_gpu_61_s'] * 1000:.1f} ms per token. On 8×H200 with TP8 + EP each GPU reads 1/8 of a "
-            f"layer's bytes, so the weight term per layer falls to ≈ {estimate['per_layer_s'] / 8 * 1000:.3f} ms, to "
-            f"which every layer adds two all-reduces of a 7,168-wide vector{communication}, the estimate is "
-            f"{estimate['eight_gpus_61_s'] * 1000:.1f} ms per token, against the published recipe's 15.9 ms at one "
-            f"request and a floor of {floor_8 * 1000:.2f} ms (37.7 GB per token over 8 GPUs).",
+            f"noisy, ±0.05 ms). The rest, {estimate['rest_s'] * 1000:.2f} ms, is the output head "
+            f"({estimate['head_s'] * 1000:.2f} ms to read its BF16 weights) and a fixed "
+            f"{estimate['fixed_s'] * 1000:.2f} ms (embedding, sampling, the engine's step). Extrapolated to 61 layers "
+            f"on one GPU (if it fitted): {estimate['one_gpu_61_s'] * 1000:.1f} ms per token. On 8×H200 with TP8 + EP "
+            "each GPU reads 1/8 of a layer's and of the head's bytes, so the weight term per layer falls to "
+            f"≈ {estimate['per_layer_s'] / 8 * 1000:.3f} ms, to which every layer adds two all-reduces of a "
+            f"7,168-wide vector{communication}, the estimate is {estimate['eight_gpus_61_s'] * 1000:.1f} ms per token, "
+            f"against the published recipe's 15.9 ms at one request and a floor of {floor_8 * 1000:.2f} ms "
+            "(37.7 GB per token over 8 GPUs).",
             "",
         ]
     return lines + _moe_configs_lines(result) + _gpu_later_runs(result)
@@ -449,7 +477,36 @@ def _parallelism_lines(result: dict[str, Any]) -> list[str]:
         "Time per output token at one stream (it is timed after the first token, so a stalled first token does "
         f"not touch it): {', '.join(single)}.",
         "",
+        *_replicas_against_splitting(result, measured),
     ]
+
+
+def _replicas_against_splitting(
+    result: dict[str, Any], measured: dict[str, dict[int, dict[str, Any]]]
+) -> list[str]:
+    """Issue 9's question in numbers: two replicas against one model split over the same two GPUs."""
+    replicas = measured["qwen3-dp2-tuned"]
+    comparisons = []
+    wins = []
+    for label, name in (("TP=2", "qwen3-tp2-tuned"), ("TP=2 + EP", "qwen3-tp2-ep-tuned")):
+        levels = [c for c in result["levels"] if c in replicas and c in measured[name]]
+        if not levels:
+            continue
+        ratios = [replicas[c]["output_tok_s"] / measured[name][c]["output_tok_s"] for c in levels]
+        wins.append(all(ratio > 1 for ratio in ratios))
+        comparisons.append(
+            f"{' / '.join(f'{r:.2f}×' for r in ratios)} the throughput of {label} at "
+            f"{' / '.join(str(c) for c in levels)} streams"
+        )
+    if not comparisons:
+        return []
+    verdict = (
+        " Data parallelism wins at every level for this model, which fits one GPU: the profile stays at TP=1 and "
+        "a second GPU serves a second replica (`LLM_BASE_URL` with two URLs; Compose's `second-replica` profile)."
+        if all(wins)
+        else ""
+    )
+    return [f"Two replicas on the same two GPUs give {'; '.join(comparisons)}.{verdict}", ""]
 
 
 def _moe_configs_lines(result: dict[str, Any]) -> list[str]:
@@ -512,7 +569,8 @@ def _gpu_later_runs(result: dict[str, Any]) -> list[str]:
             reasons = {spoiled_reason(run, level) for level in spoiled}
             text = (
                 f"**{run['variant']}** ({', '.join(run['gpus'])}): "
-                f"{', '.join(str(level['concurrency']) for level in spoiled)} streams spoiled"
+                f"{', '.join(str(level['concurrency']) for level in spoiled)} "
+                f"stream{'s' if len(spoiled) > 1 or spoiled[0]['concurrency'] > 1 else ''} spoiled"
             )
             if len(reasons) == 1:
                 text += f" ({reasons.pop()})"

@@ -88,6 +88,27 @@ def test_deepseek_extrapolation_uses_the_measured_tp2_ep_overhead_when_there_is_
     assert deepseek_8_gpu_estimate(2.00e-3, 2.38e-3, 1.0e-3)["communication_s"] == 0.0
 
 
+def test_deepseek_extrapolation_splits_the_output_head_with_the_layers() -> None:
+    from benchmarks.report import deepseek_8_gpu_estimate
+
+    # 2026-11-30: TP=2 + EP 1.91 ms; the stand-in head (151,936 x 7,168 BF16) takes 0.51 ms to read, the
+    # published one (129,280 rows) 0.435 ms.
+    estimate = deepseek_8_gpu_estimate(2.00e-3, 2.38e-3, 1.91e-3, head_s=0.51e-3, full_head_s=0.435e-3)
+    per_layer = 0.38e-3 / 3
+    fixed = 2.38e-3 - 8 * per_layer - 0.51e-3
+    assert estimate["fixed_s"] == pytest.approx(fixed)
+    # TP=2 halves the head too: what is left beyond the halves is the layers' communication.
+    communication = (1.91e-3 - fixed - 0.51e-3 / 2 - 8 * per_layer / 2) / 8
+    assert estimate["communication_s"] == pytest.approx(communication)
+    assert 30e-6 < communication < 40e-6
+    assert estimate["one_gpu_61_s"] == pytest.approx(2.38e-3 + 53 * per_layer - 0.51e-3 + 0.435e-3)
+    assert estimate["eight_gpus_61_s"] == pytest.approx(
+        fixed + 0.435e-3 / 8 + 61 * (per_layer / 8 + communication)
+    )
+    # Without the head split out, the halved head would read as a split that saves time.
+    assert deepseek_8_gpu_estimate(2.00e-3, 2.38e-3, 1.91e-3)["communication_s"] < 10e-6
+
+
 def test_speculative_section_reports_the_yield_and_the_gpu_estimate_from_measured_steps() -> None:
     from benchmarks.report import _speculative_section
 
@@ -157,3 +178,40 @@ def test_speculative_section_reports_the_yield_and_the_gpu_estimate_from_measure
     text = "\n".join(_speculative_section(result, gpu))
     assert "1.25 tokens per step, drafts checked in 94% of the steps, a step taking 4.50 ms" in text
     assert "at the CPU model's 2.00 tokens per step that is 2.25 ms per token" in text
+
+
+def test_single_stream_time_per_token_leaves_spoiled_levels_out_when_a_clean_one_exists() -> None:
+    from benchmarks.report import single_stream_tpot
+
+    def level(tpot: float, **extra: object) -> dict[str, Any]:
+        return {"concurrency": 1, "tpot_s": {"p50": tpot}, **extra}
+
+    spoiled = level(2.06e-3, spoiled="kernels compiled while it was timed")
+    assert single_stream_tpot({"levels": [spoiled, level(1.91e-3)]}) == pytest.approx(1.91e-3)
+    # Only spoiled ones: still timed after the first token, so their mean stands.
+    assert single_stream_tpot({"levels": [spoiled, level(2.00e-3, kernels_compiled=3)]}) == pytest.approx(
+        2.03e-3
+    )
+
+
+def test_replicas_are_compared_with_splitting_the_model_over_the_same_gpus() -> None:
+    from benchmarks.report import _replicas_against_splitting
+
+    def levels(*tok_s: float) -> dict[int, dict[str, Any]]:
+        return {c: {"output_tok_s": v} for c, v in zip((1, 16, 64, 256), tok_s, strict=True)}
+
+    measured = {
+        "qwen3-dp2-tuned": levels(216, 2340, 5046, 5692),
+        "qwen3-tp2-tuned": levels(206, 2213, 3392, 4270),
+        "qwen3-tp2-ep-tuned": {},
+    }
+    result = {"levels": [1, 16, 64, 256]}
+    [line, _] = _replicas_against_splitting(result, measured)
+    assert "1.05× / 1.06× / 1.49× / 1.33× the throughput of TP=2 at 1 / 16 / 64 / 256 streams" in line
+    assert "TP=2 + EP" not in line  # not measured: not compared
+    assert "Data parallelism wins at every level" in line
+    # Where splitting wins a level, no verdict is drawn.
+    measured["qwen3-tp2-tuned"] = levels(230, 2213, 3392, 4270)
+    [line, _] = _replicas_against_splitting(result, measured)
+    assert "0.94×" in line and "Data parallelism wins" not in line
+    assert _replicas_against_splitting(result, {**measured, "qwen3-tp2-tuned": {}}) == []

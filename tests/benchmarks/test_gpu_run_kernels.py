@@ -38,10 +38,13 @@ def test_cache_folders_follow_the_libraries_own_settings(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DG_JIT_CACHE_DIR", raising=False)
     monkeypatch.delenv("FLASHINFER_WORKSPACE_BASE", raising=False)
+    monkeypatch.delenv("VLLM_CACHE_ROOT", raising=False)
     assert kernel_cache_dirs() == [
-        tmp_path / "home" / ".deep_gemm",
+        tmp_path / "home" / ".cache" / "vllm" / "deep_gemm",
         tmp_path / "home" / ".cache" / "flashinfer",
     ]
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "vllm-cache"))
+    assert kernel_cache_dirs()[0] == tmp_path / "vllm-cache" / "deep_gemm"
     monkeypatch.setenv("DG_JIT_CACHE_DIR", str(tmp_path / "dg"))
     monkeypatch.setenv("FLASHINFER_WORKSPACE_BASE", str(tmp_path / "fi"))
     assert kernel_cache_dirs() == [tmp_path / "dg", tmp_path / "fi" / ".cache" / "flashinfer"]
