@@ -186,62 +186,23 @@ NGRAM_GPU = {
     )
 }
 
-# "multi-gpu": the next run on a machine with 2 GPUs, in order of what the open issues need most. Qwen3
-# variants keep DeepGEMM's start-up warm-up: without it (FAST_START) kernels compiled inside timed levels
-# on 2026-11-30 and stalled every stream ~5 s, which the log did not show (the run now counts them from
-# the kernel caches, per level); the warm-up costs ~45 s of a ~7 min cold start.
-# 1-2. Tensor parallelism over both GPUs without and with expert parallelism, with the settings of the
-#    TP=1 and DP=2 runs (2026-11-29/30), so TP=1, TP=2, TP=2 + EP and DP=2 compare.
-# 3. The shortened DeepSeek-V3 with TP=2 + EP, at one stream (its time per layer is what extrapolates).
-# 4. The TP=1 baseline again in the same run (with the client checks), beside prompt-lookup speculation
+# "multi-gpu": the next run on a machine with 2 GPUs, in order of what the open issues need most.
+# 1. The TP=1 baseline again in the same run (with the client checks), beside prompt-lookup speculation
 #    (the lever for one stream: benchmarks/speculative.py measured 1.86 tokens per step with the CPU model
 #    on the assistant's prompts; here vLLM's counters give the steps, the drafts among them and so what a
 #    step that checks drafts costs; its client checks run structured output with it).
-# 5. If time is left: Marlin W8A16 kernels at 1 and 16 streams, beside DeepGEMM experts at every level.
+# 2. Marlin W8A16 kernels at 1 and 16 streams, beside DeepGEMM experts at every level (the same-run
+#    comparison with phase 1's Triton experts).
+# 3-5. Measured cleanly on 2026-11-30 (benchmarks/REPORT.md), kept to repeat on another host: tensor
+#    parallelism over both GPUs without and with expert parallelism, and the shortened DeepSeek-V3 with
+#    TP=2 + EP at one stream. They skip DeepGEMM's start-up warm-up (FAST_START): at TP=2 it compiles
+#    hundreds of GEMM shapes with nvcc and had not finished after 225 s on a fresh host; the full-length
+#    warm-up pass before each level compiles what the level needs, and the per-level kernel count, which
+#    reads DeepGEMM's cache, says whether it did.
+# One-GPU Qwen3 variants keep the warm-up (~7 min cold start): without it, on 2026-11-29, kernels compiled
+# inside timed levels and stalled every stream ~5 s.
 # Once a tensor-parallel variant needed its fallback, the later ones start with theirs (run_plan).
 MULTI_GPU_PLAN: list[list[Variant]] = [
-    [
-        with_fallback(
-            qwen3(
-                "qwen3-tp2-tuned",
-                "0,1",
-                settings={**TUNED, "tensor_parallel_size": "2"},
-                checks=True,
-            )
-        )
-    ],
-    [
-        with_fallback(
-            qwen3(
-                "qwen3-tp2-ep-tuned",
-                "0,1",
-                settings={
-                    **TUNED,
-                    **TRITON_MOE,
-                    "tensor_parallel_size": "2",
-                    "enable_expert_parallel": "true",
-                },
-            )
-        )
-    ],
-    [
-        with_fallback(
-            deepseek_v3(
-                "deepseek-v3-8-layers-tp2-ep",
-                "deepseek-v3-8-layers",
-                "0,1",
-                settings={
-                    **DEEPSEEK,
-                    **TRITON_MOE,
-                    "tensor_parallel_size": "2",
-                    "enable_expert_parallel": "true",
-                },
-                env=FAST_START,
-                levels=[1, 1],
-                checks=True,
-            )
-        )
-    ],
     [
         qwen3("qwen3-tp1-tuned", "0", settings=TUNED, checks=True),
         qwen3(
@@ -262,6 +223,51 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
             levels=[1, 16],
         ),
         qwen3("qwen3-tp1-deepgemm-moe-tuned", "1", settings={**TUNED, **DEEPGEMM_MOE}),
+    ],
+    [
+        with_fallback(
+            qwen3(
+                "qwen3-tp2-tuned",
+                "0,1",
+                settings={**TUNED, "tensor_parallel_size": "2"},
+                env=FAST_START,
+                checks=True,
+            )
+        )
+    ],
+    [
+        with_fallback(
+            qwen3(
+                "qwen3-tp2-ep-tuned",
+                "0,1",
+                settings={
+                    **TUNED,
+                    **TRITON_MOE,
+                    "tensor_parallel_size": "2",
+                    "enable_expert_parallel": "true",
+                },
+                env=FAST_START,
+                checks=True,
+            )
+        )
+    ],
+    [
+        with_fallback(
+            deepseek_v3(
+                "deepseek-v3-8-layers-tp2-ep",
+                "deepseek-v3-8-layers",
+                "0,1",
+                settings={
+                    **DEEPSEEK,
+                    **TRITON_MOE,
+                    "tensor_parallel_size": "2",
+                    "enable_expert_parallel": "true",
+                },
+                env=FAST_START,
+                levels=[1, 1],
+                checks=True,
+            )
+        )
     ],
 ]
 PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN}

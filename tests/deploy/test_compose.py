@@ -77,6 +77,20 @@ def test_data_lives_in_named_volumes() -> None:
     assert {"postgres-data", "redis-data", "media", "hf-cache"} <= named
 
 
+def test_the_model_workers_compiled_kernels_survive_a_restart() -> None:
+    """vLLM's, DeepGEMM's (under vLLM's cache root) and Triton's caches point into a named volume."""
+    config = compose_resolved()
+    worker = config["services"]["model-worker"]
+    mounts = {
+        volume.split(":")[1]: volume.split(":")[0]
+        for volume in worker["volumes"]
+        if volume.split(":")[0] in config["volumes"]
+    }
+    for variable in ("VLLM_CACHE_ROOT", "TRITON_CACHE_DIR"):
+        path = worker["environment"][variable]
+        assert any(path.startswith(mount + "/") for mount in mounts), (variable, path, mounts)
+
+
 def test_redis_persists_with_aof() -> None:
     command = compose_resolved()["services"]["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
@@ -129,8 +143,14 @@ def test_a_second_replica_runs_the_same_worker_on_its_own_gpu_and_the_app_lists_
     services = compose_resolved(env)["services"]
     first, second = services["model-worker"], services["model-worker-2"]
     assert second["profiles"] == ["second-replica"] and "profiles" not in first  # off unless asked for
-    for key in ("image", "entrypoint", "command", "healthcheck", "ipc", "volumes"):
+    for key in ("image", "entrypoint", "command", "healthcheck", "ipc", "environment"):
         assert second[key] == first[key]
+    # The same mounts, but a kernel cache of its own (two vLLMs compiling into one cache is not safe).
+    kernels = "/root/.cache/kernels"
+    assert [v for v in second["volumes"] if not v.endswith(kernels)] == [
+        v for v in first["volumes"] if not v.endswith(kernels)
+    ]
+    assert f"kernel-cache:{kernels}" in first["volumes"] and f"kernel-cache-2:{kernels}" in second["volumes"]
     (device,) = second["deploy"]["resources"]["reservations"]["devices"]
     assert device["device_ids"] == ["1"] and "count" not in device
     for name in APP_SERVICES:

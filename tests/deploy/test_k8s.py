@@ -126,6 +126,23 @@ def test_model_worker_manifests_follow_their_profile() -> None:
     assert seen == {"qwen3-30b-a3b-fp8", "deepseek-v3-fp8", "deepseek-v3-fp8-2node"}
 
 
+def test_model_workers_keep_compiled_kernels_on_a_volume() -> None:
+    """vLLM's cache root (torch.compile, DeepGEMM's kernels) and Triton's cache lie on a mounted volume,
+    not in the container's own filesystem, which a restart throws away; on single-node pods that volume is
+    the persistent weights claim, so a rescheduled pod keeps them too."""
+    for directory, spec, group_size in _model_worker_pods():
+        (container,) = spec["containers"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
+        for variable in ("VLLM_CACHE_ROOT", "TRITON_CACHE_DIR"):
+            (mount,) = [path for path in mounts if env[variable].startswith(path + "/")]
+            volume = volumes[mounts[mount]]
+            assert not mounts[mount].startswith("shopdesk"), (directory, variable)
+            if group_size == 1:
+                assert "persistentVolumeClaim" in volume, (directory, variable)
+
+
 def test_multi_node_profile_is_pipeline_parallel_over_ray() -> None:
     profile = profiles.load("deepseek-v3-fp8-2node")
     command = profiles.vllm_command(profile, model=profile.source["model"])
