@@ -656,6 +656,14 @@ def _speculative_section(result: dict[str, Any], gpu: dict[str, Any] | None = No
             f"questions) the speculative worker accepted {probe['acceptance_rate']:.0%} of its drafts and "
             f"{probe['finding']}."
         ]
+    if result.get("sampling_probes"):
+        lines += [
+            "The cause is a defect of the vLLM CPU build, not of speculation: to spread each request's temperature "
+            "over its draft positions, its CPU replacement for vLLM's Triton `expand_kernel` casts the tensors to "
+            "int64 copies, so the float temperatures land in a temporary and the per-position temperatures stay "
+            "uninitialised memory (`tests/inference/test_vllm_cpu_speculative_sampling.py` shows it, as an expected "
+            "failure until a release fixes it). Greedy requests skip that step, and GPUs keep the Triton kernel."
+        ]
     lines += [""]
     gpu = gpu if gpu is not None else read_results().get("gpu")
     if gpu:

@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", type=int, default=2, help="every n-th demo question")
     parser.add_argument("--max-tokens", type=int, default=128, help="answer length cap (0: CHAT_MAX_TOKENS)")
     # Greedy by default: greedy answers must come out identical with speculation (the correctness check),
-    # and vLLM 0.32's CPU sampled path garbles answers with speculation on (see the report's probes).
+    # and vLLM 0.32's CPU build garbles sampled answers with speculation on: its CPU expand kernel leaves the
+    # per-draft temperatures unset (tests/inference/test_vllm_cpu_speculative_sampling.py).
     parser.add_argument(
         "--temperature", type=float, default=0.0, help="sampling temperature (the chat's: CHAT_TEMPERATURE)"
     )
