@@ -5,13 +5,14 @@ A decode step for B sequences reads every non-expert weight once, the experts th
 to, the output head, and each sequence's KV cache. With random weights (``--load-format dummy``)
 routing is close to uniform, so the expected number of distinct experts a layer touches for B tokens
 is E·(1 − (1 − k/E)^B). Weights are FP8 (1 byte) where the checkpoint quantizes them, bf16 (2 bytes)
-for the output head and the router; the KV cache is bf16. Communication, kernel launch and the
+for the output head and the router; the KV cache is bf16 unless the run stores it in FP8
+(``kv_bytes``). Communication, kernel launch and the
 scheduler's own time come on top: the floor is what no implementation can beat.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 FP8, BF16 = 1, 2
@@ -85,20 +86,33 @@ def _deepseek_v3(config: dict[str, Any]) -> DecodeBytes:
     )
 
 
-def decode_bytes(config: dict[str, Any]) -> DecodeBytes:
+def decode_bytes(config: dict[str, Any], *, kv_bytes: int = BF16) -> DecodeBytes:
     kind = config["model_type"]
     if kind == "qwen3_moe":
-        return _qwen3_moe(config)
-    if kind == "deepseek_v3":
-        return _deepseek_v3(config)
-    raise ValueError(f"no byte model for {kind!r}")
+        found = _qwen3_moe(config)
+    elif kind == "deepseek_v3":
+        found = _deepseek_v3(config)
+    else:
+        raise ValueError(f"no byte model for {kind!r}")
+    return replace(found, kv_per_token=found.kv_per_token * kv_bytes / BF16)
+
+
+def kv_bytes_of(settings: dict[str, str]) -> int:
+    """Bytes per KV-cache element of a run: ``kv_cache_dtype`` fp8 (any of its variants) stores one."""
+    return FP8 if settings.get("kv_cache_dtype", "auto").startswith("fp8") else BF16
 
 
 def floor_tpot_s(
-    config: dict[str, Any], *, batch: int, context: float, bandwidth: float, gpus: int = 1
+    config: dict[str, Any],
+    *,
+    batch: int,
+    context: float,
+    bandwidth: float,
+    gpus: int = 1,
+    kv_bytes: int = BF16,
 ) -> float:
     """The shortest possible time per decode step, weights and KV cache split evenly over ``gpus``."""
-    return decode_bytes(config).step_bytes(batch, context) / gpus / bandwidth
+    return decode_bytes(config, kv_bytes=kv_bytes).step_bytes(batch, context) / gpus / bandwidth
 
 
 # Dense FP8 tensor-core peak of one H200 SXM (NVIDIA's datasheet, without sparsity).
@@ -138,6 +152,7 @@ def level_floor_s(
     replicas: int = 1,
     gpus_per_replica: int = 1,
     flops: float = H200_FP8_FLOPS,
+    kv_bytes: int = BF16,
 ) -> float:
     """The shortest possible wall time of one benchmark level: ``requests`` requests on ``streams``
     closed-loop streams, no faster than all their prompts' FLOPs on all GPUs at peak, nor than their
@@ -151,5 +166,6 @@ def level_floor_s(
         context=prompt_tokens + output_tokens / 2,
         bandwidth=bandwidth,
         gpus=gpus_per_replica,
+        kv_bytes=kv_bytes,
     )
     return max(compute, rounds * output_tokens * step)

@@ -133,6 +133,12 @@ MARLIN = {"moe_backend": "marlin"}
 MARLIN_ENV = {"VLLM_TEST_FORCE_FP8_MARLIN": "1"}
 
 
+# FP8 KV cache (FlashAttention 3 reads it on Hopper): at 256 streams of ~1.4k-token contexts a decode step
+# reads ~34 GB of BF16 keys and values (96 KB per token for Qwen3-30B-A3B), more than the experts' 30 GB, so
+# halving them is the byte lever left for many streams; one stream's context is too short to gain.
+FP8_KV = {"kv_cache_dtype": "fp8"}
+
+
 def nccl_all_reduce(variant: Variant) -> Variant:
     """The variant with vLLM's own all-reduce paths off (custom all-reduce, FlashInfer's fused
     all-reduce + RMSNorm, async TP, sequence parallelism): plain NCCL. The fallback when a
@@ -191,9 +197,9 @@ NGRAM_GPU = {
 #    (the lever for one stream: benchmarks/speculative.py measured 1.86 tokens per step with the CPU model
 #    on the assistant's prompts; here vLLM's counters give the steps, the drafts among them and so what a
 #    step that checks drafts costs; its client checks run structured output with it).
-# 2. Marlin W8A16 kernels at 1 and 16 streams, beside DeepGEMM experts at every level (the same-run
-#    comparison with phase 1's Triton experts).
-# 3-5. Measured cleanly on 2026-11-30 (benchmarks/REPORT.md), kept to repeat on another host: tensor
+# 2. FP8 KV cache beside DeepGEMM experts, every level (the same-run comparison with phase 1's baseline).
+# 3. Marlin W8A16 kernels at 1 and 16 streams.
+# 4-6. Measured cleanly on 2026-11-30 (benchmarks/REPORT.md), kept to repeat on another host: tensor
 #    parallelism over both GPUs without and with expert parallelism, and the shortened DeepSeek-V3 with
 #    TP=2 + EP at one stream. They skip DeepGEMM's start-up warm-up (FAST_START): at TP=2 it compiles
 #    hundreds of GEMM shapes with nvcc and had not finished after 225 s on a fresh host; the full-length
@@ -214,6 +220,10 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
         ),
     ],
     [
+        qwen3("qwen3-tp1-fp8-kv-tuned", "0", settings={**TUNED, **FP8_KV}),
+        qwen3("qwen3-tp1-deepgemm-moe-tuned", "1", settings={**TUNED, **DEEPGEMM_MOE}),
+    ],
+    [
         qwen3(
             "qwen3-tp1-marlin-tuned",
             "0",
@@ -222,7 +232,6 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
             extra_args="--linear-backend marlin",
             levels=[1, 16],
         ),
-        qwen3("qwen3-tp1-deepgemm-moe-tuned", "1", settings={**TUNED, **DEEPGEMM_MOE}),
     ],
     [
         with_fallback(

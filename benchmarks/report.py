@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import read_results
-from benchmarks.gpu_floor import decode_bytes, floor_tpot_s, level_floor_s
+from benchmarks.gpu_floor import decode_bytes, floor_tpot_s, kv_bytes_of, level_floor_s
 
 REPORT = Path(__file__).resolve().parent / "REPORT.md"
 
@@ -241,12 +241,18 @@ def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[
         config = result["configs"][run["model"]]
         replicas = len(run["gpus"])
         gpus_per_replica = len(run["gpus"][0].split(","))
+        kv_bytes = kv_bytes_of(run.get("settings", {}))
         for level in clean_levels(run):
             # Each replica decodes its share of the streams; the weights of one replica are split over its GPUs.
             batch = max(1, level["concurrency"] // replicas)
             context = level["prompt_tokens"]["p50"] + result["max_tokens"] / 2
             floor = floor_tpot_s(
-                config, batch=batch, context=context, bandwidth=bandwidth, gpus=gpus_per_replica
+                config,
+                batch=batch,
+                context=context,
+                bandwidth=bandwidth,
+                gpus=gpus_per_replica,
+                kv_bytes=kv_bytes,
             )
             ceiling = (
                 level["requests"]
@@ -260,6 +266,7 @@ def _gpu_runs_table(result: dict[str, Any], runs: list[dict[str, Any]]) -> list[
                     bandwidth=bandwidth,
                     replicas=replicas,
                     gpus_per_replica=gpus_per_replica,
+                    kv_bytes=kv_bytes,
                 )
             )
             ttft, tpot = level["ttft_s"], level["tpot_s"]
@@ -352,6 +359,7 @@ def _gpu_section(result: dict[str, Any]) -> list[str]:
         "batches up to 256; *dp2* is the tuned variant on both GPUs, one replica each, streams spread round-robin; *cutlass-linear* "
         "swaps DeepGEMM's block-FP8 linear kernels for CUTLASS's (`--linear-backend cutlass`; a second, shorter run); "
         "*deepgemm-moe* runs the experts of large batches on DeepGEMM's grouped GEMMs (`--moe-backend deep_gemm`); "
+        "*fp8-kv* stores the KV cache in FP8 (`--kv-cache-dtype fp8`; its floor counts one byte per element); "
         "*tp2* splits every layer over both GPUs (`--tensor-parallel-size 2`), *tp2-ep* also spreads the experts "
         "(`--enable-expert-parallel`). A variant measured in more than one lease has a row per lease. "
         "Goals: ≤ 3 ms per output token at one stream, ≥ 8,000 tok/s at 256 streams, TTFT p95 ≤ 1.5 s at 64 streams.",

@@ -12,6 +12,7 @@ from benchmarks.gpu_floor import (
     active_weights,
     decode_bytes,
     floor_tpot_s,
+    kv_bytes_of,
     level_floor_s,
     prefill_flops_per_token,
 )
@@ -67,6 +68,21 @@ def test_a_level_is_bound_by_decode_bytes_at_one_stream_and_by_prefill_flops_at_
         qwen3, requests=512, streams=256, prompt_tokens=30000, output_tokens=16, bandwidth=4.2e12, replicas=2
     )
     assert two == pytest.approx(many / 2)
+
+
+def test_an_fp8_kv_cache_halves_the_cache_bytes_of_a_step_and_nothing_else() -> None:
+    qwen3 = _config("qwen3-30b-a3b-fp8")
+    bf16, fp8 = decode_bytes(qwen3), decode_bytes(qwen3, kv_bytes=1)
+    # 48 layers x (K, V) x 4 KV heads x 128 dims: 96 KiB per cached token in bf16.
+    assert bf16.kv_per_token == 48 * 2 * 4 * 128 * 2 == 2 * fp8.kv_per_token
+    assert bf16.step_bytes(256, 0) == fp8.step_bytes(256, 0)  # weights alike
+    # 256 streams of ~1.4k tokens read more cache than experts: the FP8 cache's floor is far lower.
+    assert 256 * 1400 * bf16.kv_per_token > bf16.step_bytes(256, 0) - bf16.dense - bf16.head
+    assert floor_tpot_s(qwen3, batch=256, context=1400, bandwidth=4.2e12, kv_bytes=1) < 0.8 * floor_tpot_s(
+        qwen3, batch=256, context=1400, bandwidth=4.2e12
+    )
+    assert kv_bytes_of({"kv_cache_dtype": "fp8_e4m3"}) == kv_bytes_of({"kv_cache_dtype": "fp8"}) == 1
+    assert kv_bytes_of({"kv_cache_dtype": "auto"}) == kv_bytes_of({}) == 2
 
 
 def test_unknown_architecture_is_refused() -> None:
