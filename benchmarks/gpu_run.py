@@ -563,6 +563,17 @@ def run_plan(
             queue.insert(0, [v.fallback for v in failed if v.fallback])
 
 
+def stop_on_sigterm() -> None:
+    """``kill PID`` (SIGTERM) of a run stops it as an exception would: the phase's ``finally`` stops every
+    model worker it started (their whole process groups) and writes the results so far. Without this, a
+    killed run left its launchers behind, which restarted vLLM and held the GPUs (2026-11-30)."""
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def run(
     models: Path,
     out: Path,
@@ -572,6 +583,7 @@ def run(
     only: list[str] | None,
     levels: list[int] | None = None,
 ) -> None:
+    stop_on_sigterm()
     out.mkdir(parents=True, exist_ok=True)
     budget_end = time.monotonic() + minutes * 60
     results: dict[str, Any] = {

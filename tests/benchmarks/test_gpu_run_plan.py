@@ -178,3 +178,67 @@ def test_a_speculating_variant_is_checked_against_its_twins_greedy_answers(tmp_p
     # The speculating worker's counters were read per level; the plain one drafted nothing.
     assert by_name["cpu-moe"]["levels"][0]["engine_counters"]["drafted_tokens"] == 0
     assert by_name["cpu-moe-ngram"]["levels"][0]["engine_counters"]["generated_tokens"] > 0
+
+
+STOPPABLE_RUN = """
+import sys, time
+from pathlib import Path
+from benchmarks.gpu_plans import Variant
+from benchmarks.gpu_run import run_plan, stop_on_sigterm
+
+stop_on_sigterm()
+model, out = Path(sys.argv[1]), Path(sys.argv[2])
+slow = Variant("cpu-slow", "cpu-dev", model.name, "0", levels=[1], ready_timeout_s=600)
+run_plan(
+    [[slow]], model.parent, out, {"runs": []},
+    budget_end=time.monotonic() + 900, only=None, levels=None, gpu_count=1,
+)
+"""
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile
+    return found
+
+
+def test_a_killed_run_stops_the_model_workers_it_started(tmp_path: Path) -> None:
+    """On 2026-11-30 a run killed by hand left its launcher behind, which restarted vLLM and held both
+    GPUs; now SIGTERM stops the run through its own clean-up."""
+    import signal
+    import subprocess
+    import sys
+
+    from inference.launcher import model_path_for
+    from inference.profiles import load
+
+    model = Path(model_path_for(load("cpu-dev")))
+    run = subprocess.Popen(
+        [sys.executable, "-c", STOPPABLE_RUN, str(model), str(tmp_path / "out")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+
+    def vllm_servers() -> list[int]:
+        return [
+            pid
+            for pid in _processes_mentioning(str(model))
+            if pid in _processes_mentioning("vllm.entrypoints")
+        ]
+
+    # SIGTERM while vLLM itself is starting (launched by our launcher, in a process session of its own).
+    while not vllm_servers():
+        assert run.poll() is None and time.monotonic() < deadline, "vLLM did not start"
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1 and "stopped by signal 15" in stderr
+    assert _processes_mentioning(str(model)) == []  # launcher and vLLM, with its engine core, are gone
+    assert (tmp_path / "out" / "gpu.json").exists()  # what the run had is written
