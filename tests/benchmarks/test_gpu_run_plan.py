@@ -218,7 +218,11 @@ def test_a_killed_run_stops_the_model_workers_it_started(tmp_path: Path) -> None
     from inference.launcher import model_path_for
     from inference.profiles import load
 
-    model = Path(model_path_for(load("cpu-dev")))
+    # The model through a link of this test's own: the session's model worker serves the same folder, and
+    # only this run's processes may name the link.
+    model = tmp_path / "models" / "cpu-dev"
+    model.parent.mkdir()
+    model.symlink_to(Path(model_path_for(load("cpu-dev"))))
     run = subprocess.Popen(
         [sys.executable, "-c", STOPPABLE_RUN, str(model), str(tmp_path / "out")],
         stderr=subprocess.PIPE,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.ports import free_port
+from stack.ports import free_ports
 from tests.conftest import _http_ok, worker_env
 from tests.processes import start_process, wait_for
 
@@ -17,7 +17,7 @@ def web_server_model_down(django_db_setup: None, django_db_blocker, log_dir: Pat
     where nothing listens: the model worker is down. Yields its base URL."""
     from django.db import connection
 
-    port, dead_port = free_port(), free_port()
+    port, dead_port = free_ports(2)
     server = start_process(
         "web-model-down",
         [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.ports import free_port, port_is_free
+from stack.ports import free_ports, port_is_free
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -78,16 +78,8 @@ def test_make_run_starts_everything_stops_cleanly_and_reuses_its_data(
     (``LLM_BASE_URL``): a second CPU vLLM beside it would not fit the CI machine's memory; the
     supervisor's own start of the worker is the same launcher the model-worker tests run."""
     var_dir = tmp_path / "var"
-    ports = {
-        name: free_port()
-        for name in (
-            "PORT",
-            "EMBEDDED_PG_PORT",
-            "EMBEDDED_REDIS_PORT",
-            "MODEL_WORKER_PORT",
-            "CARRIER_SANDBOX_PORT",
-        )
-    }
+    names = ("PORT", "EMBEDDED_PG_PORT", "EMBEDDED_REDIS_PORT", "MODEL_WORKER_PORT", "CARRIER_SANDBOX_PORT")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = {
         key: value
         for key, value in os.environ.items()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stack.ports import free_port
+from stack.ports import free_port, free_ports
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -36,3 +36,11 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
