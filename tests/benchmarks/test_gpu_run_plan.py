@@ -196,15 +196,17 @@ run_plan(
 """
 
 
-def _processes_mentioning(text: str) -> list[int]:
+def _processes_mentioning(*texts: str) -> list[int]:
+    """Processes whose command line holds every one of ``texts``."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
+                command = (entry / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue  # gone meanwhile
+            if all(text in command for text in texts):
+                found.append(int(entry.name))
     return found
 
 
@@ -230,15 +232,8 @@ def test_a_killed_run_stops_the_model_workers_it_started(tmp_path: Path) -> None
     )
     deadline = time.monotonic() + 180
 
-    def vllm_servers() -> list[int]:
-        return [
-            pid
-            for pid in _processes_mentioning(str(model))
-            if pid in _processes_mentioning("vllm.entrypoints")
-        ]
-
     # SIGTERM while vLLM itself is starting (launched by our launcher, in a process session of its own).
-    while not vllm_servers():
+    while not _processes_mentioning(str(model), "vllm.entrypoints"):
         assert run.poll() is None and time.monotonic() < deadline, "vLLM did not start"
         time.sleep(0.2)
     run.send_signal(signal.SIGTERM)
