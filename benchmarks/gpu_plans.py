@@ -192,14 +192,40 @@ NGRAM_GPU = {
     )
 }
 
-# "multi-gpu": the next run on a machine with 2 GPUs, in order of what the open issues need most.
+# Prompt lookup only while the batch is small: vLLM's dynamic speculative decoding picks the number of
+# drafts per step from the number of running requests (here 4 up to 16 requests, none above), so many
+# streams do not pay for checking drafts. vLLM then captures piecewise CUDA graphs only (the verification
+# length changes at run time), which the one-stream level shows the cost of.
+NGRAM_GPU_SMALL_BATCHES = {
+    "speculative_config": json.dumps(
+        {
+            **json.loads(NGRAM_GPU["speculative_config"]),
+            "num_speculative_tokens_per_batch_size": [[1, 16, 4], [17, 256, 0]],
+        }
+    )
+}
+
+# With 4 drafts a decode step of n requests checks 5n tokens: the tuned graph sizes (up to 256 tokens) stop at
+# 51 requests and larger batches ran without CUDA graphs (2026-11-30: 64 streams slower than without
+# speculation). These sizes reach 256 requests' 1,280 tokens.
+SPECULATIVE_CAPTURE_SIZES = [*CAPTURE_SIZES, 320, 384, 512, 640, 768, 1024, 1280]
+NGRAM_GPU_GRAPHS = {
+    **NGRAM_GPU,
+    "compilation_config": json.dumps({"cudagraph_capture_sizes": SPECULATIVE_CAPTURE_SIZES}),
+}
+
+# "multi-gpu": runs on a machine with 2 GPUs, in order of what the open issues need most. On 2026-11-30
+# 05:29 the first two phases ran as one run, the next two as runs of their own (--only), started once the
+# first phase showed that 64 streams with drafts outgrew the CUDA graphs.
 # 1. The TP=1 baseline again in the same run (with the client checks), beside prompt-lookup speculation
 #    (the lever for one stream: benchmarks/speculative.py measured 1.86 tokens per step with the CPU model
 #    on the assistant's prompts; here vLLM's counters give the steps, the drafts among them and so what a
 #    step that checks drafts costs; its client checks run structured output with it).
 # 2. FP8 KV cache beside DeepGEMM experts, every level (the same-run comparison with phase 1's baseline).
-# 3. Marlin W8A16 kernels at 1 and 16 streams.
-# 4-6. Measured cleanly on 2026-11-30 (benchmarks/REPORT.md), kept to repeat on another host: tensor
+# 3. Prompt lookup for small batches only (vLLM's dynamic speculative decoding; its GPU proposer refused it)
+#    beside Marlin W8A16 kernels at 1 and 16 streams.
+# 4. Prompt lookup with CUDA graphs for 5 tokens per request: what the profile ships.
+# 5-7. Measured cleanly on 2026-11-30 (benchmarks/REPORT.md), kept to repeat on another host: tensor
 #    parallelism over both GPUs without and with expert parallelism, and the shortened DeepSeek-V3 with
 #    TP=2 + EP at one stream. They skip DeepGEMM's start-up warm-up (FAST_START): at TP=2 it compiles
 #    hundreds of GEMM shapes with nvcc and had not finished after 225 s on a fresh host; the full-length
@@ -225,14 +251,23 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
     ],
     [
         qwen3(
-            "qwen3-tp1-marlin-tuned",
+            "qwen3-tp1-ngram-small-batches-tuned",
             "0",
+            settings={**TUNED, **NGRAM_GPU_SMALL_BATCHES},
+            checks=True,
+        ),
+        qwen3(
+            "qwen3-tp1-marlin-tuned",
+            "1",
             settings={**TUNED, **MARLIN},
             env=MARLIN_ENV,
             extra_args="--linear-backend marlin",
             levels=[1, 16],
         ),
     ],
+    # What the qwen3-30b-a3b-fp8 profile ships since (tests/benchmarks checks that they agree); 1, 16 and 64
+    # streams were what the lease had time for.
+    [qwen3("qwen3-tp1-ngram-graphs-tuned", "0", settings={**TUNED, **NGRAM_GPU_GRAPHS}, levels=[1, 16, 64])],
     [
         with_fallback(
             qwen3(
