@@ -683,7 +683,7 @@ def _speculation_lines(result: dict[str, Any], speculative: dict[str, Any] | Non
         "repeat themselves, so their drafts were accepted far more often than a real model's would be: the "
         "measured rows show what a step that checks drafts costs, not the gain. The gain comes from the yield "
         f"measured on the assistant's real prompts with the CPU model ({real['tokens_per_step']:.2f} tokens per "
-        f"step, drafts found in {real['draft_share']:.0%} of the steps; see \"Prompt-lookup speculative decoding\" "
+        f'step, drafts found in {real["draft_share"]:.0%} of the steps; see "Prompt-lookup speculative decoding" '
         "below), with every step that found drafts costing what the GPU run measured and every other step what a "
         "step without speculation costs (`benchmarks.report.speculative_tpot`). Both GPU columns are from the same "
         "lease; TPOT p50.",
@@ -701,7 +701,9 @@ def _speculation_lines(result: dict[str, Any], speculative: dict[str, Any] | Non
 
 def _speculation_checks(runs: list[dict[str, Any]]) -> str:
     """What the client checks and the greedy comparison said about the speculating variants."""
-    compared = [run for run in runs if run.get("same_answers") and "speculative_config" in run.get("settings", {})]
+    compared = [
+        run for run in runs if run.get("same_answers") and "speculative_config" in run.get("settings", {})
+    ]
     if not compared:
         return ""
     run = compared[-1]
@@ -836,7 +838,11 @@ def _speculative_section(result: dict[str, Any], gpu: dict[str, Any] | None = No
         ]
     lines += [""]
     gpu = gpu if gpu is not None else read_results().get("gpu")
-    shipped = [run for run in (gpu or {}).get("runs", []) if run["variant"] == SHIPPED_SPECULATION and clean_levels(run)]
+    shipped = [
+        run
+        for run in (gpu or {}).get("runs", [])
+        if run["variant"] == SHIPPED_SPECULATION and clean_levels(run)
+    ]
     if shipped:
         spec = {level["concurrency"]: level for level in clean_levels(shipped[-1])}.get(1)
         base = _same_lease(gpu["runs"], WITHOUT_SPECULATION, shipped[-1].get("session")).get(1)

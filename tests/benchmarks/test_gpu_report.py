@@ -191,9 +191,9 @@ def test_speculation_estimate_mixes_steps_with_and_without_drafts() -> None:
     assert estimate["drafted_step_s"] == pytest.approx(8e-3)
     assert estimate["tpot_s"] == pytest.approx((0.5 * 8e-3 + 0.5 * 4e-3) / 1.5)
     # Answers that never find drafts run at the speed without speculation.
-    assert speculative_tpot(4e-3, 2e-3, counters, draft_share=0.0, tokens_per_step=1.0)["tpot_s"] == pytest.approx(
-        4e-3
-    )
+    assert speculative_tpot(4e-3, 2e-3, counters, draft_share=0.0, tokens_per_step=1.0)[
+        "tpot_s"
+    ] == pytest.approx(4e-3)
 
 
 def test_the_shipped_speculation_is_compared_with_the_same_lease_and_checked_answers() -> None:
@@ -202,8 +202,16 @@ def test_the_shipped_speculation_is_compared_with_the_same_lease_and_checked_ans
     counters = {"generated_tokens": 400, "accepted_tokens": 300, "drafts": 100, "tokens_per_step": 4.0}
     result = {
         "runs": [
-            {"variant": "qwen3-tp1-tuned", "session": "older", "levels": [level(1, 300, 3.0), level(16, 2000, 5.0)]},
-            {"variant": "qwen3-tp1-tuned", "session": "lease", "levels": [level(1, 200, 4.0), level(16, 1800, 6.0)]},
+            {
+                "variant": "qwen3-tp1-tuned",
+                "session": "older",
+                "levels": [level(1, 300, 3.0), level(16, 2000, 5.0)],
+            },
+            {
+                "variant": "qwen3-tp1-tuned",
+                "session": "lease",
+                "levels": [level(1, 200, 4.0), level(16, 1800, 6.0)],
+            },
             {
                 "variant": "qwen3-tp1-ngram-tuned",
                 "session": "lease",
@@ -227,7 +235,10 @@ def test_the_shipped_speculation_is_compared_with_the_same_lease_and_checked_ans
     }  # fmt: skip
     text = "\n".join(_speculation_lines(result, speculative))
     # Against the same lease's 4.0 ms, not the older lease's 3.0 ms; 16 streams were not measured with it.
-    assert "| 1 | 4.00 ms, 200 tok/s | 2.00 ms, 500 tok/s (4.00 tokens per step) | 8.00 ms | **2.50 ms** (1.60× faster) |" in text
+    assert (
+        "| 1 | 4.00 ms, 200 tok/s | 2.00 ms, 500 tok/s (4.00 tokens per step) | 8.00 ms | **2.50 ms** (1.60× faster) |"
+        in text
+    )
     assert "| 16 |" not in text
     assert "At one stream that is 2.50 ms per token, inside the goal of 3 ms" in text
     assert "greedy answers were identical to those without speculation in 8 of 8 prompts" in text
