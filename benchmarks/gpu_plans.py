@@ -214,6 +214,10 @@ NGRAM_GPU_GRAPHS = {
     "compilation_config": json.dumps({"cudagraph_capture_sizes": SPECULATIVE_CAPTURE_SIZES}),
 }
 
+# The qwen3-30b-a3b-fp8 profile as shipped since 2026-11-30: prompt lookup with CUDA graphs for 5 tokens per
+# request and the tuned batch limits (these settings only restate the profile's own; a test checks it).
+SHIPPED = "qwen3-tp1-ngram-graphs-tuned"
+
 # "multi-gpu": runs on a machine with 2 GPUs, in order of what the open issues need most. On 2026-11-30
 # 05:29 the first two phases ran as one run, the next two as runs of their own (--only), started once the
 # first phase showed that 64 streams with drafts outgrew the CUDA graphs.
@@ -267,7 +271,7 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
     ],
     # What the qwen3-30b-a3b-fp8 profile ships since (tests/benchmarks checks that they agree); 1, 16 and 64
     # streams were what the lease had time for.
-    [qwen3("qwen3-tp1-ngram-graphs-tuned", "0", settings={**TUNED, **NGRAM_GPU_GRAPHS}, levels=[1, 16, 64])],
+    [qwen3(SHIPPED, "0", settings={**TUNED, **NGRAM_GPU_GRAPHS}, levels=[1, 16, 64])],
     [
         with_fallback(
             qwen3(
@@ -314,4 +318,20 @@ MULTI_GPU_PLAN: list[list[Variant]] = [
         )
     ],
 ]
-PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN}
+# "shipped-profile": the profile as shipped at every level with the client checks (streaming, the JSON-schema
+# decision, both with speculation), its greedy answers against the same settings without speculation, and
+# that baseline in the same run, one on each GPU. The lease of 2026-11-30 05:29 measured it at 1, 16 and
+# 64 streams only, and ran the checks on the same proposer with smaller graphs.
+SHIPPED_PROFILE_PLAN: list[list[Variant]] = [
+    [
+        qwen3(
+            SHIPPED,
+            "0",
+            settings={**TUNED, **NGRAM_GPU_GRAPHS},
+            checks=True,
+            same_answers_as="qwen3-tp1-tuned",
+        ),
+        qwen3("qwen3-tp1-tuned", "1", settings=TUNED),
+    ]
+]
+PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN, "shipped-profile": SHIPPED_PROFILE_PLAN}

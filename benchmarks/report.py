@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmarks.common import read_results
 from benchmarks.gpu_floor import decode_bytes, floor_tpot_s, kv_bytes_of, level_floor_s
+from benchmarks.gpu_plans import SHIPPED
 
 REPORT = Path(__file__).resolve().parent / "REPORT.md"
 
@@ -623,7 +624,7 @@ def speculative_tpot(
 
 # The variant the qwen3-30b-a3b-fp8 profile ships (prompt lookup with graphs for 5 tokens per request) and
 # the one without speculation it is compared with in the same lease.
-SHIPPED_SPECULATION = "qwen3-tp1-ngram-graphs-tuned"
+SHIPPED_SPECULATION = SHIPPED
 WITHOUT_SPECULATION = "qwen3-tp1-tuned"
 
 

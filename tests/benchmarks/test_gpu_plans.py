@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.gpu_plans import MULTI_GPU_PLAN, NGRAM_GPU_GRAPHS, SPECULATIVE_CAPTURE_SIZES
+from benchmarks.gpu_plans import (
+    NGRAM_GPU_GRAPHS,
+    PLANS,
+    SHIPPED,
+    SHIPPED_PROFILE_PLAN,
+    SPECULATIVE_CAPTURE_SIZES,
+)
 from inference import profiles
 from inference.profiles import vllm_command
 
 
-def _variant(name: str):
-    return next(variant for phase in MULTI_GPU_PLAN for variant in phase if variant.name == name)
+def _variants(name: str) -> list:
+    return [variant for plan in PLANS.values() for phase in plan for variant in phase if variant.name == name]
 
 
 def test_the_qwen3_profile_ships_the_settings_its_speculating_variant_measured() -> None:
     profile = profiles.load("qwen3-30b-a3b-fp8")
-    measured = _variant("qwen3-tp1-ngram-graphs-tuned")
-    # Overriding the profile with what the GPU run set changes nothing, so the profile is that variant.
-    assert profiles.with_overrides(profile, measured.settings) == profile
-    assert measured.settings["speculative_config"] == NGRAM_GPU_GRAPHS["speculative_config"]
+    measured = _variants(SHIPPED)
+    assert len(measured) == 2  # the lease that chose it, and the plan that measures it whole
+    for variant in measured:
+        # Overriding the profile with what the GPU run set changes nothing, so the profile is that variant.
+        assert profiles.with_overrides(profile, variant.settings) == profile
+    assert measured[0].settings["speculative_config"] == NGRAM_GPU_GRAPHS["speculative_config"]
     command = vllm_command(profile, model="/models/qwen3")
     speculative = json.loads(command[command.index("--speculative-config") + 1])
     assert speculative["method"] == "ngram_gpu"
@@ -37,3 +45,17 @@ def test_cuda_graphs_cover_a_full_batch_checking_every_draft() -> None:
 def test_speculation_can_be_turned_off_for_one_run() -> None:
     profile = profiles.with_overrides(profiles.load("qwen3-30b-a3b-fp8"), {"speculative_config": "none"})
     assert "--speculative-config" not in vllm_command(profile, model="/models/qwen3")
+
+
+def test_the_shipped_profile_plan_checks_it_whole_beside_its_baseline() -> None:
+    [phase] = SHIPPED_PROFILE_PLAN
+    shipped, baseline = phase
+    assert shipped.name == SHIPPED and shipped.checks
+    assert shipped.levels == [1, 16, 64, 256]
+    # Greedy answers compared with the baseline of the same phase, on another GPU.
+    assert shipped.same_answers_as == baseline.name
+    assert shipped.gpus != baseline.gpus
+    assert "speculative_config" not in baseline.settings
+    assert (
+        shipped.env == baseline.env == {}
+    )  # DeepGEMM's start-up warm-up kept: no kernel compiles while timed
