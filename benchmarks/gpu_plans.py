@@ -39,6 +39,9 @@ TUNED = {
     "max_num_seqs": "256",
     "max_num_batched_tokens": "16384",
     "compilation_config": json.dumps({"cudagraph_capture_sizes": CAPTURE_SIZES}),
+    # The Qwen3 profile speculates since 2026-11-30: the variants built on these settings do not, unless they
+    # say so (the speculating ones replace this value).
+    "speculative_config": "none",
 }
 DEEPSEEK = {
     # Multi-GPU sizes of the deepseek-v3-fp8 profile don't apply to one GPU; everything else does.
@@ -332,6 +335,9 @@ SHIPPED_PROFILE_PLAN: list[list[Variant]] = [
             same_answers_as="qwen3-tp1-tuned",
         ),
         qwen3("qwen3-tp1-tuned", "1", settings=TUNED),
-    ]
+    ],
+    # What the profile's prefix caching gives (on since the first profile, never measured off): every
+    # prompt begins with the same system rules, so with the cache only the passages and question prefill.
+    [qwen3("qwen3-tp1-no-prefix-caching-tuned", "0", settings={**TUNED, "enable_prefix_caching": "false"})],
 ]
 PLANS = {"single-gpu": SINGLE_GPU_PLAN, "multi-gpu": MULTI_GPU_PLAN, "shipped-profile": SHIPPED_PROFILE_PLAN}

@@ -48,14 +48,31 @@ def test_speculation_can_be_turned_off_for_one_run() -> None:
 
 
 def test_the_shipped_profile_plan_checks_it_whole_beside_its_baseline() -> None:
-    [phase] = SHIPPED_PROFILE_PLAN
-    shipped, baseline = phase
+    shipped, baseline = SHIPPED_PROFILE_PLAN[0]
     assert shipped.name == SHIPPED and shipped.checks
     assert shipped.levels == [1, 16, 64, 256]
     # Greedy answers compared with the baseline of the same phase, on another GPU.
     assert shipped.same_answers_as == baseline.name
     assert shipped.gpus != baseline.gpus
-    assert "speculative_config" not in baseline.settings
+    assert baseline.settings["speculative_config"] == "none"  # the profile speculates; its baseline does not
     assert (
         shipped.env == baseline.env == {}
     )  # DeepGEMM's start-up warm-up kept: no kernel compiles while timed
+    # Then, if the lease has time, the baseline without prefix caching.
+    [uncached] = SHIPPED_PROFILE_PLAN[1]
+    assert uncached.settings == {**baseline.settings, "enable_prefix_caching": "false"}
+    command = vllm_command(
+        profiles.with_overrides(profiles.load("qwen3-30b-a3b-fp8"), uncached.settings), model="m"
+    )
+    assert "--no-enable-prefix-caching" in command
+
+
+def test_only_the_variants_that_say_so_speculate() -> None:
+    profile = profiles.load("qwen3-30b-a3b-fp8")
+    for plan in PLANS.values():
+        for phase in plan:
+            for variant in phase:
+                if variant.profile != "qwen3-30b-a3b-fp8" or not variant.settings:
+                    continue  # the profile as it was committed then
+                command = vllm_command(profiles.with_overrides(profile, variant.settings), model="m")
+                assert ("--speculative-config" in command) == ("ngram" in variant.name), variant.name
