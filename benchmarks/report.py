@@ -703,7 +703,9 @@ def _speculation_lines(result: dict[str, Any], speculative: dict[str, Any] | Non
 def _speculation_checks(runs: list[dict[str, Any]]) -> str:
     """What the client checks and the greedy comparison said about the speculating variants."""
     compared = [
-        run for run in runs if run.get("same_answers") and "speculative_config" in run.get("settings", {})
+        run
+        for run in runs
+        if run.get("same_answers") and run.get("settings", {}).get("speculative_config", "none") != "none"
     ]
     if not compared:
         return ""
