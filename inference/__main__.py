@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -56,8 +57,9 @@ def main() -> int:
 
 
 def _engine_overrides(settings: list[str]) -> dict[str, str]:
-    """``TENSOR_PARALLEL_SIZE`` from the environment (a deploy sets it from the GPU count), then ``--set``."""
-    overrides = {}
+    """``MODEL_ENGINE_SETTINGS`` and ``TENSOR_PARALLEL_SIZE`` from the environment (a deploy sets them: the
+    first from its configuration, the second from the GPU count), then ``--set``, each later one winning."""
+    overrides = _environment_settings(os.environ.get("MODEL_ENGINE_SETTINGS", ""))
     if os.environ.get("TENSOR_PARALLEL_SIZE"):
         overrides["tensor_parallel_size"] = os.environ["TENSOR_PARALLEL_SIZE"]
     for setting in settings:
@@ -65,6 +67,32 @@ def _engine_overrides(settings: list[str]) -> dict[str, str]:
         if not separator:
             raise profiles.ProfileError(f"--set takes NAME=VALUE, not {setting!r}")
         overrides[name.strip()] = value
+    return overrides
+
+
+def _environment_settings(text: str) -> dict[str, str]:
+    """``MODEL_ENGINE_SETTINGS``: a JSON object of engine settings, as ``--set`` takes them, for deploys that
+    configure the model worker through its environment, e.g. ``{"speculative_config": null}`` (speculation
+    off) or ``{"kv_cache_dtype": "fp8", "max_num_seqs": 128}``. ``null`` unsets a setting; an object is
+    passed on as JSON."""
+    if not text.strip():
+        return {}
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise profiles.ProfileError(f"MODEL_ENGINE_SETTINGS is not JSON: {exc}") from exc
+    if not isinstance(settings, dict):
+        raise profiles.ProfileError("MODEL_ENGINE_SETTINGS must be a JSON object of engine settings")
+    overrides = {}
+    for name, value in settings.items():
+        if value is None:
+            overrides[name] = "none"
+        elif isinstance(value, bool):
+            overrides[name] = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            overrides[name] = json.dumps(value)
+        else:
+            overrides[name] = str(value)
     return overrides
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -247,3 +250,41 @@ def test_cli_set_and_tensor_parallel_size_from_the_environment() -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and "NAME=VALUE" in bad.stderr
+
+
+def _command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "inference", "command", "--profile", "qwen3-30b-a3b-fp8", "--model", "/m", *args],
+        env={**os.environ, **env}, capture_output=True, text=True,
+    )  # fmt: skip
+
+
+def test_a_deploy_overrides_engine_settings_through_the_environment() -> None:
+    settings = {
+        "speculative_config": None,  # the profile's prompt lookup off
+        "max_num_seqs": 128,
+        "enable_expert_parallel": True,
+        "compilation_config": {"cudagraph_capture_sizes": [1, 2]},
+    }
+    out = _command(env={"MODEL_ENGINE_SETTINGS": json.dumps(settings)})
+    assert out.returncode == 0, out.stderr
+    assert "--speculative-config" not in out.stdout
+    assert "--max-num-seqs 128" in out.stdout and "--enable-expert-parallel" in out.stdout
+    assert """--compilation-config '{"cudagraph_capture_sizes":[1,2]}'""" in out.stdout
+    # The command line wins over the environment.
+    out = _command("--set", "max_num_seqs=64", env={"MODEL_ENGINE_SETTINGS": '{"max_num_seqs": 128}'})
+    assert "--max-num-seqs 64" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{max_num_seqs: 128}", "MODEL_ENGINE_SETTINGS is not JSON"),
+        ('["max_num_seqs", 128]', "MODEL_ENGINE_SETTINGS must be a JSON object"),
+        ('{"max_num_sequences": 128}', "unknown engine setting 'max_num_sequences'"),
+        ('{"max_num_seqs": "many"}', "engine setting max_num_seqs"),
+    ],
+)
+def test_bad_engine_settings_in_the_environment_are_refused_with_the_reason(value: str, message: str) -> None:
+    out = _command(env={"MODEL_ENGINE_SETTINGS": value})
+    assert out.returncode == 2 and message in out.stderr and out.stdout == ""
