@@ -622,14 +622,9 @@ def speculative_tpot(
     }
 
 
-# The variant the qwen3-30b-a3b-fp8 profile ships (prompt lookup with graphs for 5 tokens per request) and
-# the one without speculation it is compared with in the same lease.
-SHIPPED_SPECULATION = SHIPPED
+# The variant without speculation the profile's prompt lookup (gpu_plans.SHIPPED) is compared with in the
+# same lease.
 WITHOUT_SPECULATION = "qwen3-tp1-tuned"
-
-
-def _same_lease(runs: list[dict[str, Any]], variant: str, session: str | None) -> dict[int, dict[str, Any]]:
-    return latest_clean([run for run in runs if run.get("session") == session], variant)
 
 
 def cpu_yield(speculative: dict[str, Any]) -> dict[str, float]:
@@ -639,34 +634,48 @@ def cpu_yield(speculative: dict[str, Any]) -> dict[str, float]:
     return {"tokens_per_step": run["tokens_per_step"], "draft_share": run["drafts"] / steps}
 
 
-def _speculation_lines(result: dict[str, Any], speculative: dict[str, Any] | None) -> list[str]:
-    """Before and after for the profile's prompt lookup: measured steps on the GPU, yield from real answers."""
-    shipped = [run for run in result["runs"] if run["variant"] == SHIPPED_SPECULATION and clean_levels(run)]
-    if not shipped or not speculative:
+def shipped_speculation(runs: list[dict[str, Any]], speculative: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per level measured both ways in the newest lease of the shipped speculation: the level without
+    speculation (``base``), with it (``spec``) and the estimate for real answers (``estimate``,
+    ``speculative_tpot`` with the CPU model's yield)."""
+    shipped = [run for run in runs if run["variant"] == SHIPPED and clean_levels(run)]
+    if not shipped:
         return []
-    run = shipped[-1]
-    after = {level["concurrency"]: level for level in clean_levels(run)}
-    before = _same_lease(result["runs"], WITHOUT_SPECULATION, run.get("session"))
+    after = {level["concurrency"]: level for level in clean_levels(shipped[-1])}
+    session = shipped[-1].get("session")
+    before = latest_clean([run for run in runs if run.get("session") == session], WITHOUT_SPECULATION)
     real = cpu_yield(speculative)
-    rows = []
-    estimates = {}
+    levels = []
     for concurrency in sorted(after.keys() & before.keys()):
         base, spec = before[concurrency], after[concurrency]
-        counters = spec["engine_counters"]
         estimate = speculative_tpot(
             base["tpot_s"]["p50"],
             spec["tpot_s"]["p50"],
-            counters,
+            spec["engine_counters"],
             draft_share=real["draft_share"],
             tokens_per_step=real["tokens_per_step"],
         )
-        estimates[concurrency] = estimate["tpot_s"]
+        levels.append({"concurrency": concurrency, "base": base, "spec": spec, "estimate": estimate})
+    return levels
+
+
+def _speculation_lines(result: dict[str, Any], speculative: dict[str, Any] | None) -> list[str]:
+    """Before and after for the profile's prompt lookup: measured steps on the GPU, yield from real answers."""
+    levels = shipped_speculation(result["runs"], speculative) if speculative else []
+    if not levels:
+        return []
+    real = cpu_yield(speculative)
+    rows = []
+    for measured in levels:
+        base, spec, estimate = measured["base"], measured["spec"], measured["estimate"]
+        counters = spec["engine_counters"]
         rows.append(
-            f"| {concurrency} | {base['tpot_s']['p50'] * 1000:.2f} ms, {base['output_tok_s']:,.0f} tok/s | "
+            f"| {measured['concurrency']} | {base['tpot_s']['p50'] * 1000:.2f} ms, {base['output_tok_s']:,.0f} tok/s | "
             f"{spec['tpot_s']['p50'] * 1000:.2f} ms, {spec['output_tok_s']:,.0f} tok/s "
             f"({counters['tokens_per_step']:.2f} tokens per step) | {estimate['drafted_step_s'] * 1000:.2f} ms | "
             f"**{estimate['tpot_s'] * 1000:.2f} ms** ({base['tpot_s']['p50'] / estimate['tpot_s']:.2f}× faster) |"
         )
+    estimates = {measured["concurrency"]: measured["estimate"]["tpot_s"] for measured in levels}
     one = estimates.get(1)
     verdict = (
         f"At one stream that is {one * 1000:.2f} ms per token, {'inside' if one <= 0.003 else 'outside'} the goal "
@@ -841,33 +850,24 @@ def _speculative_section(result: dict[str, Any], gpu: dict[str, Any] | None = No
         ]
     lines += [""]
     gpu = gpu if gpu is not None else read_results().get("gpu")
-    shipped = [
-        run
-        for run in (gpu or {}).get("runs", [])
-        if run["variant"] == SHIPPED_SPECULATION and clean_levels(run)
+    one = [
+        level
+        for level in shipped_speculation((gpu or {}).get("runs", []), result)
+        if level["concurrency"] == 1
     ]
-    if shipped:
-        spec = {level["concurrency"]: level for level in clean_levels(shipped[-1])}.get(1)
-        base = _same_lease(gpu["runs"], WITHOUT_SPECULATION, shipped[-1].get("session")).get(1)
-        if spec and base:
-            real = cpu_yield(result)
-            estimate = speculative_tpot(
-                base["tpot_s"]["p50"],
-                spec["tpot_s"]["p50"],
-                spec["engine_counters"],
-                draft_share=real["draft_share"],
-                tokens_per_step=real["tokens_per_step"],
-            )
-            lines += [
-                f"On one H200 (GPU section) a step of `qwen3-30b-a3b-fp8` that checks 4 drafts for one stream took "
-                f"{estimate['drafted_step_s'] * 1000:.2f} ms, one without drafts {base['tpot_s']['p50'] * 1000:.2f} "
-                f"ms: checking 5 tokens reads the experts of 5 tokens, not of one. With this run's yield (drafts "
-                f"found in {real['draft_share']:.0%} of the steps, {real['tokens_per_step']:.2f} tokens per step) "
-                f"one stream gets {estimate['tpot_s'] * 1000:.2f} ms per token (goal ≤ 3 ms), if the GPU model "
-                "copies from the passages as often as the CPU model does; random weights cannot show that on the "
-                "GPU, so the GPU run measures the step costs and this run the yield.",
-                "",
-            ]
+    if one:
+        base, estimate = one[0]["base"], one[0]["estimate"]
+        real = cpu_yield(result)
+        lines += [
+            f"On one H200 (GPU section) a step of `qwen3-30b-a3b-fp8` that checks 4 drafts for one stream took "
+            f"{estimate['drafted_step_s'] * 1000:.2f} ms, one without drafts {base['tpot_s']['p50'] * 1000:.2f} "
+            f"ms: checking 5 tokens reads the experts of 5 tokens, not of one. With this run's yield (drafts "
+            f"found in {real['draft_share']:.0%} of the steps, {real['tokens_per_step']:.2f} tokens per step) "
+            f"one stream gets {estimate['tpot_s'] * 1000:.2f} ms per token (goal ≤ 3 ms), if the GPU model "
+            "copies from the passages as often as the CPU model does; random weights cannot show that on the "
+            "GPU, so the GPU run measures the step costs and this run the yield.",
+            "",
+        ]
     return lines
 
 
